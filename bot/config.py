@@ -1,0 +1,128 @@
+"""Settings: the only place that reads the environment (and `.env`).
+
+Everything else receives a `Settings` (or the values it needs) from the composition root.
+Money settings are written in US dollars by the operator and converted to integer
+micro-dollars here, through `Decimal`, never through floats.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MICROS_PER_USD = 1_000_000
+
+
+def usd_to_micros(value: Decimal | str | int) -> int:
+    """Exact dollars -> micro-dollars; refuses sub-micro precision rather than rounding."""
+    micros = Decimal(str(value)) * MICROS_PER_USD
+    if micros != micros.to_integral_value():
+        raise ValueError(f"{value} USD is finer than one micro-dollar")
+    return int(micros)
+
+
+def micros_to_usd(micros: int) -> str:
+    """Micro-dollars as a dollar string for people: 400000 -> '$0.40', 1234 -> '$0.001234'."""
+    sign = "-" if micros < 0 else ""
+    whole, frac = divmod(abs(micros), MICROS_PER_USD)
+    frac_s = f"{frac:06d}".rstrip("0")
+    frac_s = frac_s.ljust(2, "0")
+    return f"{sign}${whole}.{frac_s}"
+
+
+class Settings(BaseSettings):
+    """Operator configuration. Each field is an environment variable of the same name."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # --- storage ---
+    database_url: str = "sqlite:///animatebot.db"
+
+    # --- providers ---
+    wavespeed_api_key: SecretStr | None = None
+    novita_api_key: SecretStr | None = None
+    wavespeed_base_url: str = "https://api.wavespeed.ai"
+    novita_base_url: str = "https://api.novita.ai"
+    # Secret for WaveSpeed webhook signatures (whsec_...); fetched from the API when unset.
+    wavespeed_webhook_secret: SecretStr | None = None
+    # JSON: per-model price overrides, e.g. {"wan-2.1": {"480p": "0.30", "720p": "0.45"}}.
+    price_overrides: dict[str, Any] = Field(default_factory=dict)
+
+    # --- the bot's own HTTP endpoint (webhooks, signed image URLs for Novita) ---
+    public_base_url: str | None = None
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    # Signs the short-lived image URLs and webhook tokens; set it in production.
+    url_signing_secret: SecretStr | None = None
+
+    # --- default caps (USD; empty = no cap). Overrides live in the database. ---
+    user_daily_cap_usd: Decimal | None = Decimal("5")
+    user_monthly_cap_usd: Decimal | None = Decimal("50")
+    server_daily_cap_usd: Decimal | None = Decimal("50")
+    server_monthly_cap_usd: Decimal | None = Decimal("500")
+    global_daily_cap_usd: Decimal | None = None
+    global_monthly_cap_usd: Decimal | None = None
+    user_concurrent_jobs: int | None = 2
+    server_concurrent_jobs: int | None = 10
+    global_concurrent_jobs: int | None = None
+    user_jobs_per_hour: int | None = 20
+
+    # --- images ---
+    max_image_bytes: int = 10 * 1024 * 1024
+    image_download_timeout_s: float = 20.0
+    # Tests and the simulator serve images on loopback; production must leave this off.
+    allow_private_image_urls: bool = False
+
+    # --- job runner ---
+    runner_concurrency: int = 32  # provider requests in flight at once
+    job_deadline_s: float = 1800.0  # past this a job is reconciled, not silently refunded
+    lease_s: float = 60.0
+    time_scale: float = 1.0  # <1 compresses waits (benchmarks and tests only)
+
+    # --- platforms (later issues) ---
+    discord_token: SecretStr | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+
+    log_level: str = "INFO"
+
+    @field_validator(
+        "user_daily_cap_usd",
+        "user_monthly_cap_usd",
+        "server_daily_cap_usd",
+        "server_monthly_cap_usd",
+        "global_daily_cap_usd",
+        "global_monthly_cap_usd",
+        "user_concurrent_jobs",
+        "server_concurrent_jobs",
+        "global_concurrent_jobs",
+        "user_jobs_per_hour",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_none(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() in {"", "none", "off", "unlimited"}:
+            return None
+        return v
+
+    @field_validator(
+        "user_daily_cap_usd",
+        "user_monthly_cap_usd",
+        "server_daily_cap_usd",
+        "server_monthly_cap_usd",
+        "global_daily_cap_usd",
+        "global_monthly_cap_usd",
+    )
+    @classmethod
+    def _exact_money(cls, v: Decimal | None) -> Decimal | None:
+        if v is not None:
+            if v < 0:
+                raise ValueError("a cap cannot be negative")
+            usd_to_micros(v)
+        return v
