@@ -1,13 +1,211 @@
-"""CLI commands (placeholder until its issue lands)."""
+"""`models` and `quote`: what the bot can run, and what a request would cost.
+
+`quote` needs no prompt because no price depends on it: it validates the options with a
+placeholder prompt (`QUOTE_PROMPT`), so every other rule (durations, LoRA keys, scales,
+counts) is checked exactly as `/animate` would check it.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Final
+
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+
+from bot.cli._output import CliError, add_json_flag, print_json
+from bot.config import Settings, micros_to_usd
+from providers.catalog import CATALOG, ModelSpec, describe_options, get_model
+from providers.params import InvalidParameters, parse_lora_arg
+from providers.pricing import (
+    ModelUnavailable,
+    PriceOverrideError,
+    PriceTable,
+    availability,
+    price_matrix,
+)
+
+QUOTE_PROMPT: Final = "price quote"  # stands in for the prompt, which no price depends on
 
 
 def register(sub: Any) -> None:
-    del sub
+    models = sub.add_parser(
+        "models", help="the model catalog: options, prices, and whether each is enabled"
+    )
+    add_json_flag(models)
+    models.set_defaults(handler=cmd_models)
+
+    quote = sub.add_parser(
+        "quote",
+        help="the exact price of a request, or why it is invalid",
+        description="Price a request without running it. No prompt is needed: "
+        "no price depends on it.",
+    )
+    quote.add_argument("--model", help=f"one of {', '.join(CATALOG)}")
+    quote.add_argument("--duration", help="seconds (default: the model's default)")
+    quote.add_argument("--resolution", help="e.g. 720p (default: the model's default)")
+    quote.add_argument("--preset", help="openvideo-lora: tuned or original")
+    quote.add_argument("--seed", help="-1 (random) or a fixed seed")
+    quote.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="KEY=SCALE",
+        help="a LoRA key (openvideo-lora) or URL (wan models) and its scale 0-4; repeatable",
+    )
+    quote.add_argument(
+        "--high-noise-lora",
+        action="append",
+        default=[],
+        metavar="URL=SCALE",
+        help="wan-2.2-fast high-noise LoRA; repeatable",
+    )
+    quote.add_argument(
+        "--low-noise-lora",
+        action="append",
+        default=[],
+        metavar="URL=SCALE",
+        help="wan-2.2-fast low-noise LoRA; repeatable",
+    )
+    add_json_flag(quote)
+    quote.set_defaults(handler=cmd_quote)
 
 
-__all__ = ["argparse", "register"]
+def load_prices(settings: Settings) -> PriceTable:
+    """The price table this process uses: published prices plus PRICE_OVERRIDES."""
+    try:
+        return PriceTable.with_overrides(settings.price_overrides)
+    except PriceOverrideError as exc:
+        raise CliError(str(exc), 2) from None
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    settings = _settings()
+    prices = load_prices(settings)
+    keys = _keys(settings)
+    for spec in CATALOG.values():
+        enabled, reason = availability(spec, prices, **keys)
+        if args.json:
+            print_json(_model_json(spec, prices, enabled, reason))
+        else:
+            print("\n".join(_model_lines(spec, prices, enabled, reason)))
+    return 0
+
+
+def cmd_quote(args: argparse.Namespace) -> int:
+    if not args.model:
+        raise CliError(f"choose a model with --model: {', '.join(CATALOG)}", 2)
+    settings = _settings()
+    prices = load_prices(settings)
+    try:
+        spec = get_model(args.model)
+        params = spec.validate(_quote_raw(args))
+        quote = prices.quote(params)
+    except (InvalidParameters, ModelUnavailable) as exc:
+        raise CliError(str(exc), 2) from None
+    usd = micros_to_usd(quote.cost_micros)
+    if args.json:
+        print_json(
+            {
+                "model": quote.model,
+                "cost_micros": quote.cost_micros,
+                "cost_usd": usd.removeprefix("$"),
+                "billed_seconds": quote.billed_seconds,
+                "duration": quote.duration,
+                "resolution": quote.resolution,
+                "basis": quote.basis,
+            }
+        )
+        return 0
+    print(f"{quote.model}: {usd} ({quote.basis})")
+    print(f"source: {quote.source}")
+    enabled, reason = availability(spec, prices, **_keys(settings))
+    if not enabled:
+        print(f"note: not enabled here: {reason}")
+    return 0
+
+
+def _quote_raw(args: argparse.Namespace) -> dict[str, Any]:
+    raw: dict[str, Any] = {"prompt": QUOTE_PROMPT}
+    for name in ("duration", "resolution", "preset", "seed"):
+        if getattr(args, name) is not None:
+            raw[name] = getattr(args, name)
+    # The LoRA strings go in as given: validate() parses them and reports every bad one.
+    for name, values in (
+        ("loras", args.lora),
+        ("high_noise_loras", args.high_noise_lora),
+        ("low_noise_loras", args.low_noise_lora),
+    ):
+        if values:
+            raw[name] = list(values)
+    return raw
+
+
+def _model_json(spec: ModelSpec, prices: PriceTable, enabled: bool, reason: str) -> dict[str, Any]:
+    row = prices.row(spec.id)
+    return {
+        "id": spec.id,
+        "display_name": spec.display_name,
+        "provider": spec.provider,
+        "endpoint": spec.endpoint,
+        "durations": list(spec.durations),
+        "default_duration": spec.default_duration,
+        "resolutions": list(spec.resolutions),
+        "default_resolution": spec.default_resolution,
+        "seed_max": spec.seed_max,
+        "presets": list(spec.presets),
+        "loras": [
+            {
+                "field": r.field,
+                "max_count": r.max_count,
+                "keys": list(r.keys) if r.keys else None,
+                "scale_min": 0,
+                "scale_max": 4,
+            }
+            for r in spec.lora_rules
+        ],
+        "options": list(spec.fields),
+        "price": row.to_json() if row else None,
+        "price_text": row.describe() if row else None,
+        "prices": [
+            {"resolution": res, "duration": d, "cost_micros": micros}
+            for res, d, micros in price_matrix(spec, prices)
+        ],
+        "enabled": enabled,
+        "reason": reason,
+    }
+
+
+def _model_lines(spec: ModelSpec, prices: PriceTable, enabled: bool, reason: str) -> list[str]:
+    state = "enabled" if enabled else f"DISABLED: {reason}"
+    lines = [f"{spec.id}  ({spec.display_name}, {spec.provider})  {state}"]
+    lines += [f"    {line}" for line in describe_options(spec)]
+    row = prices.row(spec.id)
+    if row is None:
+        lines.append("    price: none set")
+    else:
+        lines.append(f"    price: {row.describe()}")
+        if row.source:
+            lines.append(f"    source: {row.source}")
+    return lines
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except (ValidationError, SettingsError) as exc:
+        first = str(exc).splitlines()[0]
+        raise CliError(f"bad configuration in the environment or .env: {first}", 2) from None
+
+
+def _keys(settings: Settings) -> dict[str, bool]:
+    def present(secret: Any) -> bool:
+        return secret is not None and bool(secret.get_secret_value().strip())
+
+    return {
+        "has_wavespeed_key": present(settings.wavespeed_api_key),
+        "has_novita_key": present(settings.novita_api_key),
+    }
+
+
+__all__ = ["QUOTE_PROMPT", "cmd_models", "cmd_quote", "load_prices", "parse_lora_arg", "register"]
