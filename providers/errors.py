@@ -7,14 +7,21 @@
      │    ├── InsufficientCredit                     the wallet is empty
      │    ├── RateLimited(retry_after)               429
      │    ├── NotFound                               404 (unknown task id)
-     │    └── ProviderServerError                    5xx
+     │    ├── ProviderServerError                    5xx
+     │    ├── UnexpectedResponse                     2xx we cannot understand (no task id, not JSON)
+     │    ├── OutputExpired                          an output URL answers 403/404 (link lapsed)
+     │    └── OutputTooLarge                         an output is bigger than the caller allows
      ├── ProviderConnectionError                     no answer: refused, reset, DNS
-     │    └── ProviderTimeout                        no answer in time
+     │    ├── ProviderTimeout                        no answer in time
+     │    └── RequestNotSent                         never connected: nothing reached the API
      ├── TaskFailed(task)                            the remote job ran and failed
      └── WebhookVerificationError                    a webhook we must not trust
 
 Messages never contain API keys. `ProviderConnectionError` and `ProviderTimeout` on a
-*submit* mean the outcome is unknown: the task may exist and be billed.
+*submit* mean the outcome is unknown: the task may exist and be billed. So do
+`ProviderServerError` (WaveSpeed's gateway can answer 504 for a task that runs) and
+`UnexpectedResponse` on a submit. `RequestNotSent` is the one connection failure that is
+definite: no connection was made, so no task exists.
 """
 
 from __future__ import annotations
@@ -100,3 +107,25 @@ class TaskFailed(ProviderError):
 
 class WebhookVerificationError(ProviderError):
     """A webhook delivery failed its signature or freshness check and must be ignored."""
+
+
+class UnexpectedResponse(ProviderAPIError):
+    """A success status with a reply we cannot read. On a submit, the task may exist."""
+
+
+class OutputExpired(ProviderAPIError):
+    """An output URL answered 403/404: the presigned link lapsed (Novita ~1 h, WaveSpeed 7 days).
+
+    Re-fetching the task may yield fresh links while the task itself is kept.
+    """
+
+
+class OutputTooLarge(ProviderAPIError):
+    """An output is larger than the caller's limit; the download was abandoned part-way."""
+
+
+class RequestNotSent(ProviderConnectionError):
+    """No connection could be made (refused, DNS, connect timeout, pool full).
+
+    The request never left this process, so a submit that fails this way created nothing.
+    """
