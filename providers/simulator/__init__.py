@@ -1,0 +1,24 @@
+"""A faithful WaveSpeed + Novita simulator on loopback, for tests, benchmarks and the demo.
+
+    async with Simulator(SimulatorConfig(progression="polls")) as sim:
+        client = WaveSpeedClient(base_url=sim.base_url, api_key="sim-key")
+
+See PROVIDERS.md §3 for the behaviours it reproduces; `config.py` for every knob.
+"""
+
+from __future__ import annotations
+
+from providers.simulator.config import Fault, Outcome, SimulatorConfig
+from providers.simulator.delivery import Delivery
+from providers.simulator.engine import SimTask
+from providers.simulator.server import SimStats, Simulator
+
+__all__ = [
+    "Delivery",
+    "Fault",
+    "Outcome",
+    "SimStats",
+    "SimTask",
+    "Simulator",
+    "SimulatorConfig",
+]
