@@ -1,0 +1,66 @@
+"""Storage: the spend ledger and the durable job store, on SQLite or PostgreSQL."""
+
+from storage.database import Database, open_database
+from storage.errors import (
+    DuplicateJob,
+    IdempotencyConflict,
+    InvalidLedgerTransition,
+    InvalidTransition,
+    JobError,
+    LedgerError,
+    QuotaExceeded,
+    StorageError,
+    UnknownJob,
+    UnknownReservation,
+)
+from storage.jobs import JobStore
+from storage.ledger import Ledger
+from storage.migrate import migrate
+from storage.models import (
+    ACTIVE,
+    CapUsage,
+    CreateResult,
+    Job,
+    JobEvent,
+    JobStatus,
+    LedgerEntry,
+    LimitDefaults,
+    Limits,
+    NewJob,
+    Refusal,
+    Reservation,
+    Scopes,
+)
+from storage.periods import format_usd
+
+__all__ = [
+    "ACTIVE",
+    "CapUsage",
+    "CreateResult",
+    "Database",
+    "DuplicateJob",
+    "IdempotencyConflict",
+    "InvalidLedgerTransition",
+    "InvalidTransition",
+    "Job",
+    "JobError",
+    "JobEvent",
+    "JobStatus",
+    "JobStore",
+    "Ledger",
+    "LedgerEntry",
+    "LedgerError",
+    "LimitDefaults",
+    "Limits",
+    "NewJob",
+    "QuotaExceeded",
+    "Refusal",
+    "Reservation",
+    "Scopes",
+    "StorageError",
+    "UnknownJob",
+    "UnknownReservation",
+    "format_usd",
+    "migrate",
+    "open_database",
+]

@@ -1,0 +1,69 @@
+"""Opening the database: pick the backend from the URL, migrate, wire the stores."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Literal
+
+from storage.backend import Backend, open_backend
+from storage.jobs import JobStore
+from storage.ledger import Ledger
+from storage.migrate import migrate as run_migrations
+from storage.models import LimitDefaults
+
+
+class Database:
+    """The ledger and the job store over one backend. Close it (or use `async with`)."""
+
+    def __init__(
+        self, backend: Backend, defaults: LimitDefaults, clock: Callable[[], float]
+    ) -> None:
+        self._backend = backend
+        self.backend: Literal["sqlite", "postgres"] = backend.name
+        self.ledger = Ledger(backend, defaults, clock)
+        self.jobs = JobStore(backend, self.ledger, clock)
+
+    @property
+    def raw(self) -> Backend:
+        """The backend itself, for migrations and diagnostics."""
+        return self._backend
+
+    async def migrate(self) -> list[int]:
+        return await run_migrations(self._backend)
+
+    async def close(self) -> None:
+        await self._backend.close()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def open_database(
+    url: str,
+    *,
+    defaults: LimitDefaults | None = None,
+    clock: Callable[[], float] = time.time,
+    migrate: bool = True,
+    pool_max: int = 10,
+) -> Database:
+    """Open `sqlite:///file.db`, `sqlite:////abs/file.db`, `sqlite:///:memory:` (tests only)
+    or `postgresql://...` (query parameters such as `?search_path=s` become server settings).
+    """
+    backend = await open_backend(url, pool_max=pool_max)
+    try:
+        if migrate:
+            await run_migrations(backend)
+    except BaseException:
+        await backend.close()
+        raise
+    return Database(backend, defaults or LimitDefaults(), clock)

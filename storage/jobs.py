@@ -1,0 +1,343 @@
+"""The durable job store: every job, its status history and its lease.
+
+A status change is a compare-and-set (`expect`) written in ONE transaction with its history
+row, its field updates and its ledger step, so the money always follows the job. Runners claim
+due jobs with a lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`); a lease that lapses lets another
+runner take the job over.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Collection
+from dataclasses import asdict
+from typing import Any, Literal
+
+from storage.backend import Backend, Tx, in_list, placeholders
+from storage.errors import DuplicateJob, InvalidTransition, QuotaExceeded, UnknownJob
+from storage.ledger import Ledger
+from storage.models import (
+    ACTIVE,
+    CreateResult,
+    Job,
+    JobEvent,
+    JobStatus,
+    NewJob,
+    Refusal,
+    Scopes,
+)
+
+_JSON_FIELDS = frozenset({"params", "sink", "meta"})
+# fields `update()` and `transition(**fields)` may change; status has its own path
+UPDATABLE = frozenset(
+    {
+        "provider_task_id", "meta", "sink", "next_check_at", "poll_count", "progress_percent",
+        "submit_started_at", "output_url", "delivered_ref", "cancel_requested", "status_reason",
+        "error_code", "channel_id", "thread_id", "message_id", "deadline_at",
+    }
+)  # fmt: skip
+_ACTIVE_SQL = in_list(sorted(s.value for s in ACTIVE))
+_NEW_COLUMNS = (
+    "id", "platform", "event_id", "user_id", "server_id", "model", "provider", "params", "prompt",
+    "image_ref", "cost_micros", "channel_id", "thread_id", "message_id", "sink", "meta",
+    "next_check_at", "deadline_at", "lease_owner", "lease_until",
+)  # fmt: skip
+_INSERT_JOB = (
+    f"INSERT INTO jobs ({', '.join(_NEW_COLUMNS)}, status, ledger_key, created_at, updated_at)"  # noqa: S608
+    f" VALUES ({placeholders(1, len(_NEW_COLUMNS) + 4)})"
+    " ON CONFLICT (platform, event_id) DO NOTHING RETURNING *"
+)
+_EVENT = (
+    "INSERT INTO job_events (job_id, at, from_status, to_status, note) VALUES ($1, $2, $3, $4, $5)"
+)
+
+
+def _db_value(name: str, value: Any) -> Any:
+    if name in _JSON_FIELDS:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    if name == "cancel_requested":
+        return 1 if value else 0
+    if name in {"next_check_at", "deadline_at", "submit_started_at", "lease_until"} and (
+        value is not None
+    ):
+        return float(value)
+    return value
+
+
+def _set_clause(fields: dict[str, Any], start: int) -> tuple[str, list[Any]]:
+    unknown = set(fields) - UPDATABLE
+    if unknown:
+        raise ValueError(
+            f"cannot update job field(s) {sorted(unknown)}; allowed: {sorted(UPDATABLE)}"
+        )
+    parts, args = [], []
+    for i, (name, value) in enumerate(sorted(fields.items())):
+        parts.append(f"{name} = ${start + i}")
+        args.append(_db_value(name, value))
+    return ", ".join(parts), args
+
+
+class JobStore:
+    """Jobs, their transitions and leases. See the module docstring."""
+
+    def __init__(
+        self, backend: Backend, ledger: Ledger, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._db = backend
+        self._ledger = ledger
+        self._clock = clock
+
+    async def create_reserved(
+        self, new: NewJob, scopes: Scopes, *, ledger_key: str
+    ) -> CreateResult:
+        """Reserve the job's cost and record the job, atomically; a repeated event is a no-op."""
+        if scopes.user_id != new.user_id or scopes.server_id != new.server_id:
+            raise ValueError("scopes must name the job's own user and server")
+        now = self._clock()
+        values = [_db_value(c, getattr(new, c)) for c in _NEW_COLUMNS]
+
+        async def run(tx: Tx) -> CreateResult | Refusal:
+            # The job row first: a concurrent duplicate of the same event waits on it here and
+            # then finds it, before touching the ledger.
+            row = await tx.fetchrow(
+                _INSERT_JOB, *values, JobStatus.RESERVED.value, ledger_key, now, now
+            )
+            if row is None:
+                existing = await tx.fetchrow(
+                    "SELECT * FROM jobs WHERE platform = $1 AND event_id = $2",
+                    new.platform, new.event_id,
+                )  # fmt: skip
+                if existing is None:  # pragma: no cover - the conflict was on the id
+                    raise DuplicateJob(f"job id {new.id!r} already exists")
+                return CreateResult(Job.from_row(existing), created=False)
+            outcome = await self._ledger.reserve_in(
+                tx, ledger_key, scopes, new.cost_micros, new.model, f"job {new.id}", now
+            )
+            if isinstance(outcome, Refusal):
+                # keep the recorded refusal, drop the job: it never existed for anyone else
+                await tx.execute("DELETE FROM jobs WHERE id = $1", new.id)
+                return outcome
+            await tx.execute(_EVENT, new.id, now, None, JobStatus.RESERVED.value, "reserved")
+            return CreateResult(Job.from_row(row), created=True)
+
+        try:
+            result = await self._db.write(run)
+        except Exception as exc:
+            if _is_unique_violation(exc):
+                raise DuplicateJob(f"job id {new.id!r} already exists") from exc
+            raise
+        if isinstance(result, Refusal):
+            raise QuotaExceeded(result)
+        return result
+
+    async def get(self, job_id: str) -> Job | None:
+        row = await self._db.read(
+            lambda tx: tx.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
+        )
+        return None if row is None else Job.from_row(row)
+
+    async def get_by_event(self, platform: str, event_id: str) -> Job | None:
+        row = await self._db.read(
+            lambda tx: tx.fetchrow(
+                "SELECT * FROM jobs WHERE platform = $1 AND event_id = $2", platform, event_id
+            )
+        )
+        return None if row is None else Job.from_row(row)
+
+    async def find_by_task(self, provider: str, task_id: str) -> Job | None:
+        row = await self._db.read(
+            lambda tx: tx.fetchrow(
+                "SELECT * FROM jobs WHERE provider = $1 AND provider_task_id = $2"
+                " ORDER BY created_at DESC LIMIT 1",
+                provider,
+                task_id,
+            )
+        )
+        return None if row is None else Job.from_row(row)
+
+    async def list(
+        self,
+        *,
+        status: JobStatus | Collection[JobStatus] | None = None,
+        user_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        """Newest first."""
+        where, args = [], []
+        if status is not None:
+            wanted = (
+                [JobStatus(status).value]
+                if isinstance(status, str)
+                else [JobStatus(s).value for s in status]
+            )
+            if not wanted:
+                return []
+            where.append(f"status IN ({placeholders(len(args) + 1, len(wanted))})")
+            args.extend(wanted)
+        if user_id is not None:
+            args.append(user_id)
+            where.append(f"user_id = ${len(args)}")
+        args.append(int(limit))
+        sql = (
+            "SELECT * FROM jobs"  # noqa: S608 - fragments are built here from constants
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}"
+        )
+        rows = await self._db.read(lambda tx: tx.fetch(sql, *args))
+        return [Job.from_row(r) for r in rows]
+
+    async def history(self, job_id: str) -> list[JobEvent]:
+        rows = await self._db.read(
+            lambda tx: tx.fetch("SELECT * FROM job_events WHERE job_id = $1 ORDER BY id", job_id)
+        )
+        return [
+            JobEvent(
+                job_id=r["job_id"],
+                at=float(r["at"]),
+                from_status=None if r["from_status"] is None else JobStatus(r["from_status"]),
+                to_status=JobStatus(r["to_status"]),
+                note=r["note"],
+            )
+            for r in rows
+        ]
+
+    async def update(self, job_id: str, **fields: Any) -> Job:
+        """Change non-status fields (see UPDATABLE)."""
+        now = self._clock()
+        fields = dict(fields)
+        sets, args = _set_clause(fields, 3) if fields else ("", [])
+        sql = (
+            "UPDATE jobs SET updated_at = $2"  # noqa: S608 - column names come from UPDATABLE
+            + (f", {sets}" if sets else "")
+            + " WHERE id = $1 RETURNING *"
+        )
+        row = await self._db.write(lambda tx: tx.fetchrow(sql, job_id, now, *args))
+        if row is None:
+            raise UnknownJob(f"no job with id {job_id!r}")
+        return Job.from_row(row)
+
+    async def transition(
+        self,
+        job_id: str,
+        to: JobStatus,
+        *,
+        expect: Collection[JobStatus],
+        reason: str = "",
+        ledger: Literal["settle", "void"] | None = None,
+        settle_micros: int | None = None,
+        **fields: Any,
+    ) -> Job:
+        """Compare-and-set the status with history, fields and ledger step in ONE transaction."""
+        to = JobStatus(to)
+        expected = {JobStatus(s) for s in expect}
+        if ledger not in (None, "settle", "void"):
+            raise ValueError(f"ledger must be 'settle', 'void' or None, got {ledger!r}")
+        if settle_micros is not None and ledger != "settle":
+            raise ValueError("settle_micros only goes with ledger='settle'")
+        now = self._clock()
+        fields = dict(fields)
+        fields.setdefault("status_reason", reason)
+        sets, args = _set_clause(fields, 4)
+
+        async def run(tx: Tx) -> Job:
+            current = await tx.fetchrow(
+                f"SELECT * FROM jobs WHERE id = $1{self._db.for_update}",  # noqa: S608
+                job_id,
+            )
+            if current is None:
+                raise UnknownJob(f"no job with id {job_id!r}")
+            job = Job.from_row(current)
+            if job.status not in expected:
+                raise InvalidTransition(job, job.status, to)
+            row = await tx.fetchrow(
+                f"UPDATE jobs SET status = $2, updated_at = $3, {sets}"  # noqa: S608
+                " WHERE id = $1 RETURNING *",
+                job_id, to.value, now, *args,
+            )  # fmt: skip
+            assert row is not None
+            await tx.execute(_EVENT, job_id, now, job.status.value, to.value, reason)
+            if ledger == "settle":
+                await self._ledger.settle_in(
+                    tx, job.ledger_key, settle_micros, f"job {job_id}: {reason}", now
+                )
+            elif ledger == "void":
+                await self._ledger.void_in(tx, job.ledger_key, f"job {job_id}: {reason}", now)
+            return Job.from_row(row)
+
+        return await self._db.write(run)
+
+    async def claim_due(self, owner: str, *, now: float, limit: int, lease_s: float) -> list[Job]:
+        """Lease up to `limit` due ACTIVE jobs to `owner`, earliest next_check_at first."""
+        if limit <= 0:
+            return []
+        sql = (
+            "UPDATE jobs SET lease_owner = $1, lease_until = $2 WHERE id IN ("  # noqa: S608
+            f" SELECT id FROM jobs WHERE status IN ({_ACTIVE_SQL})"
+            " AND next_check_at <= $3 AND (lease_until IS NULL OR lease_until < $3)"
+            f" ORDER BY next_check_at LIMIT $4{self._db.skip_locked}) RETURNING *"
+        )
+        rows = await self._db.write(
+            lambda tx: tx.fetch(sql, owner, float(now + lease_s), float(now), int(limit))
+        )
+        jobs = [Job.from_row(r) for r in rows]
+        jobs.sort(key=lambda j: (j.next_check_at or 0.0, j.id))
+        return jobs
+
+    async def renew(
+        self, owner: str, job_ids: Collection[str], *, now: float, lease_s: float
+    ) -> int:
+        """Extend `owner`'s leases; returns how many it still held."""
+        ids = list(job_ids)
+        if not ids:
+            return 0
+        sql = (
+            "UPDATE jobs SET lease_until = $2 WHERE lease_owner = $1"  # noqa: S608
+            f" AND id IN ({placeholders(3, len(ids))}) RETURNING id"
+        )
+        rows = await self._db.write(lambda tx: tx.fetch(sql, owner, float(now + lease_s), *ids))
+        return len(rows)
+
+    async def release(self, job_id: str, owner: str, *, next_check_at: float | None) -> None:
+        """Give the lease back and say when the job is next due (None = not due)."""
+        await self._db.write(
+            lambda tx: tx.execute(
+                "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_check_at = $3"
+                " WHERE id = $1 AND lease_owner = $2",
+                job_id,
+                owner,
+                None if next_check_at is None else float(next_check_at),
+            )
+        )
+
+    async def next_due_at(self) -> float | None:
+        """The earliest time `claim_due` could return a job (a live lease delays its job)."""
+        value = await self._db.read(
+            lambda tx: tx.fetchval(
+                "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_check_at"  # noqa: S608
+                " THEN lease_until ELSE next_check_at END) FROM jobs"
+                f" WHERE status IN ({_ACTIVE_SQL})"
+                " AND next_check_at IS NOT NULL"
+            )
+        )
+        return None if value is None else float(value)
+
+    async def count_by_status(self) -> dict[str, int]:
+        rows = await self._db.read(
+            lambda tx: tx.fetch("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+        )
+        return {r["status"]: int(r["n"]) for r in rows}
+
+
+def _is_unique_violation(exc: Exception) -> bool:
+    name = type(exc).__name__
+    return name == "UniqueViolationError" or (
+        name == "IntegrityError" and "UNIQUE" in str(exc).upper()
+    )
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    """JSON-friendly view of a job (for CLIs and logs)."""
+    out = asdict(job)
+    out["status"] = job.status.value
+    return out

@@ -1,0 +1,50 @@
+"""UTC calendar periods and the few formatting helpers refusals need.
+
+Kept free of `bot` imports: storage must be usable (and testable) on its own.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+MICROS_PER_USD = 1_000_000
+HOUR_S = 3600.0
+
+
+def day_start(at: float) -> int:
+    """Unix second of 00:00 UTC on the day containing `at`."""
+    return int(at // 86400) * 86400
+
+
+def month_start(at: float) -> int:
+    """Unix second of 00:00 UTC on the first day of the month containing `at`."""
+    d = datetime.fromtimestamp(at, UTC)
+    return int(datetime(d.year, d.month, 1, tzinfo=UTC).timestamp())
+
+
+def next_day(start: int) -> int:
+    return start + 86400
+
+
+def next_month(start: int) -> int:
+    d = datetime.fromtimestamp(start, UTC)
+    year, month = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
+    return int(datetime(year, month, 1, tzinfo=UTC).timestamp())
+
+
+def day_label(at: float) -> str:
+    """'YYYY-MM-DD' (UTC) of the day containing `at`."""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
+
+
+def format_usd(micros: int) -> str:
+    """Exact dollars for people: 400000 -> '$0.40', 1234 -> '$0.001234'."""
+    sign = "-" if micros < 0 else ""
+    whole, frac = divmod(abs(micros), MICROS_PER_USD)
+    frac_s = f"{frac:06d}".rstrip("0").ljust(2, "0")
+    return f"{sign}${whole}.{frac_s}"
+
+
+def format_when(at: float, *, time_only: bool = False) -> str:
+    d = datetime.fromtimestamp(at, UTC)
+    return d.strftime("%H:%M UTC" if time_only else "%Y-%m-%d %H:%M UTC")
