@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
 
-    log_level: str = "INFO"
+    log_level: str = "WARNING"  # INFO shows each job step in the logs
 
     @field_validator(
         "user_daily_cap_usd",

@@ -126,10 +126,11 @@ class Refusal:
                 text += f" It resets at {format_when(self.resets_at, time_only=True)}."
             return text
         period = "daily" if self.cap == "daily" else "monthly"
+        whose = _WHO[self.scope_kind].lower()
         text = (
-            f"{_WHO[self.scope_kind]} {period} limit of {format_usd(self.limit)} is reached: "
-            f"{format_usd(self.used)} used, {format_usd(self.remaining)} left, and this clip "
-            f"costs {format_usd(self.requested)}."
+            f"This clip costs {format_usd(self.requested)}, but only "
+            f"{format_usd(self.remaining)} is left of {whose} {period} limit of "
+            f"{format_usd(self.limit)} ({format_usd(self.used)} used)."
         )
         if self.resets_at is not None:
             text += f" It resets at {format_when(self.resets_at)}."

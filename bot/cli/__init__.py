@@ -35,14 +35,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_level() -> str:
+    from bot.config import Settings
+
+    try:
+        return Settings().log_level.upper()
+    except Exception:  # bad settings are reported by the command that needs them
+        return "WARNING"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Commands speak to people through their own output; logs are for problems, unless the
+    # operator asks for more (LOG_LEVEL=INFO, e.g. for `run`). httpx logs full URLs at INFO,
+    # so it stays at WARNING whatever the level.
+    level = _log_level()
     logging.basicConfig(
-        level=logging.WARNING if getattr(args, "json", False) else logging.INFO,
+        level=level if level in logging.getLevelNamesMapping() else logging.WARNING,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(args.handler(args) or 0)
     except CliError as exc:

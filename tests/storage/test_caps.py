@@ -33,8 +33,8 @@ async def test_user_daily_cap_message_and_recorded_refusal(open_db, clock: FakeC
     )  # fmt: skip
     assert r.resets_at == ts(2026, 11, 23)
     assert r.message() == (
-        "Your daily limit of $5.00 is reached: $4.80 used, $0.20 left, and this clip costs "
-        "$0.40. It resets at 2026-11-23 00:00 UTC."
+        "This clip costs $0.40, but only $0.20 is left of your daily limit of $5.00 "
+        "($4.80 used). It resets at 2026-11-23 00:00 UTC."
     )
     # a fitting amount still passes; the refused key keeps its refusal
     await db.ledger.reserve("small", U, 200_000)
@@ -58,7 +58,7 @@ async def test_server_and_global_money_caps(open_db) -> None:  # type: ignore[no
     await db.ledger.reserve("a", Scopes("u1", "g"), 700_000)
     exc = await refused(db, "b", Scopes("u2", "g"), 400_000)
     assert (exc.refusal.scope_kind, exc.refusal.cap) == ("server", "monthly")
-    assert exc.refusal.message().startswith("This server's monthly limit of $1.00 is reached")
+    assert "left of this server's monthly limit of $1.00" in exc.refusal.message()
     assert exc.refusal.resets_at == ts(2026, 12, 1)
     await db.ledger.reserve("c", Scopes("u2", "other"), 900_000)
     await db.ledger.reserve("d", Scopes("u3"), 1_000_000)
@@ -68,7 +68,7 @@ async def test_server_and_global_money_caps(open_db) -> None:  # type: ignore[no
         "*",
         "daily",
     )
-    assert exc.refusal.message().startswith("The bot's daily limit of $3.00 is reached: $2.60 used")
+    assert "left of the bot's daily limit of $3.00 ($2.60 used)" in exc.refusal.message()
     # the refused reservations left no trace in any counter
     assert await db.ledger.check_books() == []
 
@@ -164,7 +164,7 @@ def test_refusal_formats_fractional_dollars() -> None:
 
     r = Refusal("user", "u", "daily", 1_234, 1_000, 500, 234, "micros", None)
     assert r.message() == (
-        "Your daily limit of $0.001234 is reached: $0.001 used, $0.000234 left, and this clip "
-        "costs $0.0005."
+        "This clip costs $0.0005, but only $0.000234 is left of your daily limit of $0.001234 "
+        "($0.001 used)."
     )
     assert Refusal.from_json(r.to_json()) == r

@@ -1,0 +1,59 @@
+"""What a person reads when a job ends badly. Always says what happened to the money."""
+
+from __future__ import annotations
+
+from bot.config import micros_to_usd
+
+MODERATION_CODE = 1200
+
+
+def provider_failed(cost_micros: int, *, reason: str, code: int | None) -> str:
+    refund = f"You were not charged: the {micros_to_usd(cost_micros)} hold was released."
+    if code == MODERATION_CODE:
+        return (
+            "The provider's content filter refused this image or prompt, so no clip was made. "
+            + refund
+        )
+    detail = f" ({reason})" if reason else ""
+    return f"The provider could not make this clip{detail}. {refund}"
+
+
+def rejected_before_submit(reason: str) -> str:
+    return f"{reason} You were not charged."
+
+
+def cancelled_before_submit() -> str:
+    return "Cancelled before it started. You were not charged."
+
+
+def cancelled_after_completion(cost_micros: int) -> str:
+    return (
+        "Cancelled, but the provider had already made the clip, so "
+        f"{micros_to_usd(cost_micros)} was charged."
+    )
+
+
+def cancelled_after_failure() -> str:
+    return "Cancelled; the provider did not make the clip, so you were not charged."
+
+
+def outcome_unknown(cost_micros: int, job_id: str) -> str:
+    return (
+        "The provider did not confirm the submission, so this clip may or may not have been "
+        f"made. The {micros_to_usd(cost_micros)} stays reserved until an operator checks "
+        f"job {job_id} with the provider; you will never be charged twice."
+    )
+
+
+def output_expired(cost_micros: int) -> str:
+    return (
+        f"The clip was made ({micros_to_usd(cost_micros)} charged) but its download link "
+        "expired before it could be fetched. An operator can look it up with the provider."
+    )
+
+
+def task_gone(cost_micros: int) -> str:
+    return (
+        "The provider no longer knows this clip (it may have been deleted). You were not "
+        f"charged: the {micros_to_usd(cost_micros)} hold was released."
+    )

@@ -1,0 +1,328 @@
+"""The job runner: follows every in-flight job until its clip is delivered or it ends.
+
+One loop per process claims due jobs from the database (with leases, so several runners
+share the work and a dead one's jobs are taken over), handles each once — submit, poll,
+settle, deliver — and records when to look again. Nothing waits in memory: a job between
+two polls is only a row with `next_check_at`, which is what lets one process follow 10,000
+jobs and resume all of them after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bot import messages
+from bot.errors import BotError
+from bot.models import ImageSource
+from bot.schedule import SLOW_POLL_INTERVAL_S, error_backoff, next_poll_delay
+from bot.sinks import Clip, Progress, SinkRegistry
+from bot.submitter import Submitter
+from providers.base import ProviderTask, TaskStatus, VideoProvider
+from providers.catalog import get_model
+from providers.errors import NotFound, OutputExpired, ProviderError, RateLimited
+from storage import ACTIVE, InvalidTransition, Job, JobStatus, JobStore
+
+log = logging.getLogger(__name__)
+
+FINAL = frozenset(JobStatus) - ACTIVE
+MAX_CLIP_BYTES = 512 * 1024 * 1024
+NOT_FOUND_GIVE_UP = 3  # consecutive 404s (spaced by backoff) before we believe the task is gone
+
+
+class JobRunner:
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        providers: Mapping[str, VideoProvider],
+        sinks: SinkRegistry,
+        submitter: Submitter,
+        owner: str,
+        concurrency: int = 32,
+        batch: int = 256,
+        lease_s: float = 60.0,
+        time_scale: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        on_final: Callable[[Job], None] | None = None,
+    ) -> None:
+        self.jobs = jobs
+        self.providers = providers
+        self.sinks = sinks
+        self.submitter = submitter
+        self.owner = owner
+        self.concurrency = concurrency
+        self.batch = batch
+        self.lease_s = lease_s
+        self.time_scale = time_scale
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.on_final = on_final
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """Look for due jobs now (a new job, a webhook, a cancel)."""
+        self._wake.set()
+
+    async def notify_task(self, provider: str, task_id: str) -> bool:
+        """A webhook said this task changed: poll it now. The webhook body is not trusted."""
+        job = await self.jobs.find_by_task(provider, task_id)
+        if job is None or job.status not in ACTIVE:
+            return False
+        await self.jobs.update(job.id, next_check_at=self.clock())
+        self.wake()
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Follow jobs until `stop` is set; in-flight handling finishes before returning."""
+        try:
+            while not stop.is_set():
+                claimed = await self._claim_and_start()
+                if claimed and len(self._in_flight) < self.concurrency:
+                    continue  # more may be due right now
+                await self._idle(stop)
+        finally:
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def run_once(self) -> int:
+        """Handle every job due now, once; for tests and `run --once`."""
+        total = 0
+        while True:
+            jobs = await self.jobs.claim_due(
+                self.owner, now=self.clock(), limit=self.batch, lease_s=self.lease_s
+            )
+            if not jobs:
+                return total
+            total += len(jobs)
+            await asyncio.gather(*(self._handle(job) for job in jobs))
+
+    async def _claim_and_start(self) -> int:
+        free = self.concurrency - len(self._in_flight)
+        if free <= 0:
+            return 0
+        jobs = await self.jobs.claim_due(
+            self.owner, now=self.clock(), limit=min(free, self.batch), lease_s=self.lease_s
+        )
+        for job in jobs:
+            task = asyncio.create_task(self._handle(job), name=f"job-{job.id}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._done)
+        return len(jobs)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()  # a slot is free
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        due = await self.jobs.next_due_at()
+        now = self.clock()
+        if self._in_flight and len(self._in_flight) >= self.concurrency:
+            timeout = None  # wait for a slot
+        elif due is None:
+            timeout = 30.0
+        else:
+            # Jobs due but leased by another runner: do not spin on them.
+            timeout = min(30.0, max(due - now, 0.05))
+        self._wake.clear()
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    # --- one job, once ---
+
+    async def _handle(self, job: Job) -> None:
+        next_check: float | None = None
+        try:
+            next_check = await self._step(job)
+        except InvalidTransition:
+            log.info("job %s changed under us; leaving it", job.id)
+        except Exception:
+            log.exception("job %s: unexpected error; will look again", job.id)
+            next_check = self.clock() + error_backoff(2, rng=self.rng) * self.time_scale
+        finally:
+            with contextlib.suppress(Exception):
+                await self.jobs.release(job.id, self.owner, next_check_at=next_check)
+        current = await self.jobs.get(job.id)
+        if current is not None and current.status in FINAL and self.on_final:
+            self.on_final(current)
+
+    async def _step(self, job: Job) -> float | None:
+        """Advance the job by one step; returns when to look at it again (None: never)."""
+        if job.status is JobStatus.RESERVED:
+            if job.submit_started_at is not None and job.provider_task_id is None:
+                await self.submitter.outcome_unknown(job)
+                return None
+            source = ImageSource(**job.meta.get("image_source", {"url": job.image_ref}))
+            try:
+                job = await self.submitter.submit(job, source)
+            except BotError:
+                return None
+            return job.next_check_at if job.status in ACTIVE else None
+        if job.status in (JobStatus.SUBMITTED, JobStatus.PROCESSING):
+            return await self._poll(job)
+        if job.status is JobStatus.COMPLETED:
+            return await self._deliver(job)
+        return None
+
+    async def _poll(self, job: Job) -> float | None:
+        provider = self.providers.get(job.provider)
+        now = self.clock()
+        if provider is None:
+            log.error("job %s: provider %s is not configured here", job.id, job.provider)
+            return now + SLOW_POLL_INTERVAL_S * self.time_scale
+        assert job.provider_task_id is not None
+        misses = int(job.meta.get("not_found", 0))
+        try:
+            task = await provider.get(job.provider_task_id)
+        except RateLimited as exc:
+            wait = exc.retry_after or error_backoff(1, rng=self.rng)
+            return now + wait * self.time_scale
+        except NotFound:
+            if misses + 1 >= NOT_FOUND_GIVE_UP:
+                return await self._gone(job)
+            await self.jobs.update(job.id, meta={**job.meta, "not_found": misses + 1})
+            return now + error_backoff(misses + 1, rng=self.rng) * self.time_scale
+        except ProviderError as exc:
+            errors = int(job.meta.get("poll_errors", 0)) + 1
+            log.warning("job %s: poll failed (%s); retrying", job.id, type(exc).__name__)
+            await self.jobs.update(job.id, meta={**job.meta, "poll_errors": errors})
+            return now + error_backoff(errors, rng=self.rng) * self.time_scale
+        if task.status is TaskStatus.COMPLETED:
+            return await self._completed(job, task)
+        if task.status.terminal:
+            return await self._failed(job, task)
+        return await self._still_running(job, task, misses)
+
+    async def _still_running(self, job: Job, task: ProviderTask, misses: int) -> float:
+        now = self.clock()
+        started = job.submit_started_at or job.created_at
+        elapsed = (now - started) / self.time_scale
+        fields: dict[str, Any] = {"poll_count": job.poll_count + 1}
+        if task.progress_percent is not None:
+            fields["progress_percent"] = task.progress_percent
+        if misses:
+            fields["meta"] = {**job.meta, "not_found": 0}
+        if job.status is JobStatus.SUBMITTED and task.status is TaskStatus.PROCESSING:
+            job = await self.jobs.transition(
+                job.id,
+                JobStatus.PROCESSING,
+                expect={JobStatus.SUBMITTED},
+                reason="rendering",
+                **fields,
+            )
+        else:
+            job = await self.jobs.update(job.id, **fields)
+        sink = self.sinks.for_job(job)
+        late = job.deadline_at is not None and now > job.deadline_at
+        if late:
+            if not job.meta.get("told_slow"):
+                await self.jobs.update(job.id, meta={**job.meta, "told_slow": True})
+                await sink.progress(job, Progress("slow", elapsed, task.progress_percent))
+            return now + SLOW_POLL_INTERVAL_S * self.time_scale
+        if task.status is TaskStatus.PROCESSING:
+            await sink.progress(job, Progress("processing", elapsed, task.progress_percent))
+        spec = get_model(job.model)
+        delay = next_poll_delay(
+            elapsed, typical_render_s=spec.typical_render_s, provider=job.provider, rng=self.rng
+        )
+        return now + delay * self.time_scale
+
+    async def _completed(self, job: Job, task: ProviderTask) -> float | None:
+        fields = {
+            "poll_count": job.poll_count + 1,
+            "output_url": task.outputs[0] if task.outputs else None,
+            "meta": {**job.meta, "nsfw": bool(task.nsfw and task.nsfw[0])},
+        }
+        running = {JobStatus.SUBMITTED, JobStatus.PROCESSING}
+        if job.cancel_requested:
+            msg = messages.cancelled_after_completion(job.cost_micros)
+            job = await self.jobs.transition(
+                job.id, JobStatus.CANCELLED, expect=running, reason=msg, ledger="settle", **fields
+            )
+            await self.sinks.for_job(job).failed(job, msg)
+            return None
+        job = await self.jobs.transition(
+            job.id,
+            JobStatus.COMPLETED,
+            expect=running,
+            reason="the provider finished the clip",
+            ledger="settle",
+            **fields,
+        )
+        return await self._deliver(job)
+
+    async def _failed(self, job: Job, task: ProviderTask) -> None:
+        running = {JobStatus.SUBMITTED, JobStatus.PROCESSING}
+        if job.cancel_requested:
+            msg, to = messages.cancelled_after_failure(), JobStatus.CANCELLED
+        else:
+            reason = task.error or f"status {task.raw_status or task.status.value}"
+            msg = messages.provider_failed(job.cost_micros, reason=reason, code=task.error_code)
+            to = JobStatus.FAILED
+        job = await self.jobs.transition(
+            job.id,
+            to,
+            expect=running,
+            reason=msg,
+            ledger="void",
+            error_code=task.error_code,
+            poll_count=job.poll_count + 1,
+        )
+        await self.sinks.for_job(job).failed(job, msg)
+
+    async def _gone(self, job: Job) -> None:
+        msg = messages.task_gone(job.cost_micros)
+        job = await self.jobs.transition(
+            job.id,
+            JobStatus.EXPIRED,
+            expect={JobStatus.SUBMITTED, JobStatus.PROCESSING},
+            reason=msg,
+            ledger="void",
+        )
+        await self.sinks.for_job(job).failed(job, msg)
+
+    async def _deliver(self, job: Job) -> float | None:
+        """Download the clip now (Novita links live ~1 h) and hand it to the job's sink."""
+        provider = self.providers.get(job.provider)
+        attempts = int(job.meta.get("delivery_attempts", 0)) + 1
+        if provider is None or not job.output_url:
+            return self.clock() + SLOW_POLL_INTERVAL_S * self.time_scale
+        try:
+            data = await provider.download(job.output_url, max_bytes=MAX_CLIP_BYTES)
+        except OutputExpired:
+            msg = messages.output_expired(job.cost_micros)
+            job = await self.jobs.transition(
+                job.id, JobStatus.EXPIRED, expect={JobStatus.COMPLETED}, reason=msg
+            )
+            await self.sinks.for_job(job).failed(job, msg)
+            return None
+        except ProviderError as exc:
+            log.warning("job %s: clip download failed (%s); retrying", job.id, type(exc).__name__)
+            await self.jobs.update(job.id, meta={**job.meta, "delivery_attempts": attempts})
+            return self.clock() + error_backoff(attempts, rng=self.rng) * self.time_scale
+        clip = Clip(data=data, filename=f"{job.id}.mp4", nsfw=bool(job.meta.get("nsfw")))
+        try:
+            ref = await self.sinks.for_job(job).deliver(job, clip)
+        except Exception:
+            log.exception("job %s: delivery failed; will retry", job.id)
+            await self.jobs.update(job.id, meta={**job.meta, "delivery_attempts": attempts})
+            return self.clock() + error_backoff(attempts, rng=self.rng) * self.time_scale
+        await self.jobs.transition(
+            job.id,
+            JobStatus.DELIVERED,
+            expect={JobStatus.COMPLETED},
+            reason="clip delivered",
+            delivered_ref=ref,
+        )
+        return None

@@ -1,0 +1,216 @@
+"""Getting a reserved job to the provider: prepare the image, host it, POST once, record.
+
+Used by the service on the fast path and by the runner when it takes over a job whose
+process died before submitting. Only the holder of the job's lease submits, and the POST is
+never repeated: a POST that got no answer leaves the outcome unknown, and the hold stays
+until someone checks with the provider (ARCHITECTURE.md, "Job states").
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bot import messages
+from bot.errors import BotError, RequestRefused
+from bot.images import ImageLimits, ImageRejected, PreparedImage, load_image
+from bot.media import NO_MEDIA_HOST, MediaHost
+from bot.models import ImageSource
+from bot.schedule import first_poll_delay
+from bot.sinks import Progress, SinkRegistry
+from providers.base import VideoProvider
+from providers.catalog import get_model
+from providers.errors import (
+    AuthenticationError,
+    InsufficientCredit,
+    ProviderAPIError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderServerError,
+    RateLimited,
+    RequestNotSent,
+    UnexpectedResponse,
+)
+from storage import Job, JobStatus, JobStore
+
+log = logging.getLogger(__name__)
+
+
+def stored_params(job: Job) -> dict[str, Any]:
+    """The validated parameters as stored, ready to validate again."""
+    return {k: v for k, v in job.params.items() if k != "model"}
+
+
+class Submitter:
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        providers: Mapping[str, VideoProvider],
+        media_host: Callable[[str], MediaHost | None],
+        sinks: SinkRegistry,
+        image_limits: ImageLimits,
+        http: Any,
+        owner: str,
+        lease_s: float,
+        time_scale: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        webhook_url: Callable[[Job], str | None] | None = None,
+    ) -> None:
+        self.jobs = jobs
+        self.providers = providers
+        self.media_host = media_host
+        self.sinks = sinks
+        self.image_limits = image_limits
+        self.http = http
+        self.owner = owner
+        self.lease_s = lease_s
+        self.time_scale = time_scale
+        self.clock = clock
+        self.webhook_url = webhook_url or (lambda job: None)
+
+    async def submit(self, job: Job, source: ImageSource) -> Job:
+        """Run the job's submission; returns the job as it now stands.
+
+        Raises `RequestRefused` when the user's input was at fault (after voiding the hold).
+        """
+        if job.cancel_requested:
+            return await self.fail(job, messages.cancelled_before_submit(), JobStatus.CANCELLED)
+        spec = get_model(job.model)
+        params = spec.validate(stored_params(job))
+        try:
+            image = await self._load(source)
+            last_image = None
+            last_ref = getattr(params, "last_image", None)
+            if last_ref:
+                last_image = await self._load(ImageSource(url=str(last_ref)))
+        except ImageRejected as exc:
+            await self.fail(job, messages.rejected_before_submit(str(exc)))
+            raise RequestRefused(messages.rejected_before_submit(str(exc))) from exc
+
+        host = self.media_host(job.provider)
+        if host is None:
+            await self.fail(job, messages.rejected_before_submit(NO_MEDIA_HOST))
+            raise RequestRefused(NO_MEDIA_HOST)
+        try:
+            image_url = await host.host(image, job_id=job.id)
+            last_url = await host.host(last_image, job_id=f"{job.id}-last") if last_image else None
+        except ProviderError as exc:
+            log.warning("job %s: image upload failed: %s", job.id, exc)
+            msg = "Could not hand the image to the provider; please try again."
+            return await self.fail(job, messages.rejected_before_submit(msg))
+
+        payload = spec.build_payload(
+            params,
+            image_url=image_url,
+            image_size=(image.width, image.height),
+            last_image_url=last_url,
+        )
+        if await self.jobs.renew(self.owner, [job.id], now=self.clock(), lease_s=self.lease_s) != 1:
+            log.warning("job %s: lease lost before submit; leaving it to its new owner", job.id)
+            return job
+        current = await self.jobs.get(job.id)
+        if current is None or current.status is not JobStatus.RESERVED:
+            return current or job
+        if current.cancel_requested:
+            return await self.fail(current, messages.cancelled_before_submit(), JobStatus.CANCELLED)
+        now = self.clock()
+        job = await self.jobs.update(
+            job.id,
+            submit_started_at=now,
+            meta={
+                **current.meta,
+                "image_url": image_url,
+                "image_size": [image.width, image.height],
+            },
+        )
+        return await self._post(job, spec.endpoint, payload, spec.typical_render_s)
+
+    async def _load(self, source: ImageSource) -> PreparedImage:
+        target: Any = source.url or source.path or source.data
+        if target is None:
+            raise ImageRejected("No image was attached: attach a PNG, JPEG or WEBP image.")
+        return await load_image(
+            target, limits=self.image_limits, headers=source.headers or None, http=self.http
+        )
+
+    async def _post(
+        self, job: Job, endpoint: str, payload: dict[str, Any], typical_s: float
+    ) -> Job:
+        provider = self.providers[job.provider]
+        try:
+            task = await provider.submit(endpoint, payload, webhook_url=self.webhook_url(job))
+        except (RateLimited, RequestNotSent) as exc:
+            # Definitely not taken (a 429, or no connection at all): safe to submit later.
+            return await self._submit_later(job, exc)
+        except (ProviderConnectionError, ProviderServerError, UnexpectedResponse) as exc:
+            log.error("job %s: submit outcome unknown: %s", job.id, exc)
+            return await self.outcome_unknown(job)
+        except (AuthenticationError, InsufficientCredit) as exc:
+            log.error("job %s: provider account problem: %s", job.id, exc)
+            msg = (
+                "The bot's provider account needs attention from the operator (API key or balance)."
+            )
+            return await self.fail(job, messages.rejected_before_submit(msg))
+        except ProviderAPIError as exc:  # 4xx: the provider refused; no task exists
+            msg = f"The provider refused the request: {exc}."
+            return await self.fail(job, messages.rejected_before_submit(msg))
+        delay = first_poll_delay(typical_s, job.provider) * self.time_scale
+        job = await self.jobs.transition(
+            job.id,
+            JobStatus.SUBMITTED,
+            expect={JobStatus.RESERVED},
+            reason=f"submitted as {task.task_id}",
+            provider_task_id=task.task_id,
+            next_check_at=self.clock() + delay,
+        )
+        await self.sinks.for_job(job).progress(job, Progress("submitted"))
+        return job
+
+    async def _submit_later(self, job: Job, exc: ProviderError) -> Job:
+        now = self.clock()
+        if job.deadline_at is not None and now > job.deadline_at:
+            msg = "The provider stayed too busy to take this clip; please try again later."
+            return await self.fail(job, messages.rejected_before_submit(msg))
+        retry_after = getattr(exc, "retry_after", None) or 0.0
+        wait = max(retry_after, 10.0 * random.uniform(0.75, 1.25))
+        log.info(
+            "job %s: provider did not take the submit (%s); again in %.0f s",
+            job.id,
+            type(exc).__name__,
+            wait,
+        )
+        return await self.jobs.update(
+            job.id,
+            submit_started_at=None,
+            next_check_at=now + wait * self.time_scale,
+            status_reason="The provider is busy; the clip will be submitted shortly.",
+        )
+
+    async def outcome_unknown(self, job: Job) -> Job:
+        """The POST may have created a task we cannot name: keep the hold, tell everyone."""
+        msg = messages.outcome_unknown(job.cost_micros, job.id)
+        job = await self.jobs.transition(
+            job.id, JobStatus.EXPIRED, expect={JobStatus.RESERVED}, reason=msg, next_check_at=None
+        )
+        await self.sinks.for_job(job).failed(job, msg)
+        return job
+
+    async def fail(self, job: Job, message: str, to: JobStatus = JobStatus.FAILED) -> Job:
+        """A definite failure before the provider took the task: void the hold."""
+        job = await self.jobs.transition(
+            job.id,
+            to,
+            expect={JobStatus.RESERVED},
+            reason=message,
+            ledger="void",
+            next_check_at=None,
+        )
+        await self.sinks.for_job(job).failed(job, message)
+        return job
+
+
+__all__ = ["BotError", "Submitter", "stored_params"]
