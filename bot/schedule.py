@@ -35,8 +35,8 @@ def next_poll_delay(
     """Seconds until the next poll of a task submitted `elapsed_s` ago."""
     floor = min_interval(provider)
     first = first_poll_delay(typical_render_s, provider)
-    if elapsed_s < first:
-        return first - elapsed_s
+    if elapsed_s < first:  # polled early (a webhook nudge, a take-over): still keep the floor
+        return max(floor, first - elapsed_s)
     gap = min(MAX_POLL_INTERVAL_S, max(floor, GROWTH * elapsed_s))
     return max(floor, gap * rng.uniform(1 - JITTER, 1 + JITTER))
 

@@ -22,11 +22,16 @@ from tests.bot.conftest import Said
 PROMPT = "the clouds drift and the light warms"
 MODEL_OPTIONS: dict[str, dict[str, Any]] = {
     "openvideo": {"duration": 5, "resolution": "720p"},
-    "openvideo-lora": {"duration": 6, "resolution": "480p",
-                       "loras": [{"path": "omninft", "scale": 0.8}]},
+    "openvideo-lora": {
+        "duration": 6,
+        "resolution": "480p",
+        "loras": [{"path": "omninft", "scale": 0.8}],
+    },
     "sora-2": {"duration": 8},
-    "wan-2.2-fast": {"duration": 8, "loras": [{"path": "https://example.com/a.safetensors",
-                                               "scale": 1.0}]},
+    "wan-2.2-fast": {
+        "duration": 8,
+        "loras": [{"path": "https://example.com/a.safetensors", "scale": 1.0}],
+    },
     "wan-2.1": {"resolution": "720p", "steps": 20},
 }
 PRICES = {  # PROVIDERS.md Part 1; wan-2.1 from the test's PRICE_OVERRIDES
@@ -38,12 +43,25 @@ PRICES = {  # PROVIDERS.md Part 1; wan-2.1 from the test's PRICE_OVERRIDES
 }
 
 
-def request(png: Path, *, model: str = "openvideo", event_id: str | None = None,
-            user: str = "alice", server: str | None = None, **options: Any) -> AnimateRequest:
+def request(
+    png: Path,
+    *,
+    model: str = "openvideo",
+    event_id: str | None = None,
+    user: str = "alice",
+    server: str | None = None,
+    **options: Any,
+) -> AnimateRequest:
     return AnimateRequest(
-        platform="cli", event_id=event_id or uuid.uuid4().hex, user_id=user, server_id=server,
-        image=ImageSource(path=str(png)), prompt=PROMPT, model=model,
-        options=options or dict(MODEL_OPTIONS.get(model, {})), sink={"kind": "file"},
+        platform="cli",
+        event_id=event_id or uuid.uuid4().hex,
+        user_id=user,
+        server_id=server,
+        image=ImageSource(path=str(png)),
+        prompt=PROMPT,
+        model=model,
+        options=options or dict(MODEL_OPTIONS.get(model, {})),
+        sink={"kind": "file"},
     )
 
 
@@ -69,7 +87,12 @@ async def test_every_model_makes_a_clip_and_charges_its_price(
     task = simulator.tasks[job.provider_task_id]
     assert task.input["prompt"] == PROMPT
     assert [h.to_status for h in await app.db.jobs.history(job.id)] == [
-        "reserved", "submitted", "processing", "completed", "delivered"]
+        "reserved",
+        "submitted",
+        "processing",
+        "completed",
+        "delivered",
+    ]
 
 
 async def test_same_event_twice_makes_one_job_and_one_hold(
@@ -95,8 +118,9 @@ async def test_concurrent_repeats_of_one_event_make_one_job(
     assert await used(app) == results[0].job.cost_micros
 
 
-async def test_provider_failure_refunds(app: App, simulator: Simulator, png_file: Path,
-                                        said: Said) -> None:
+async def test_provider_failure_refunds(
+    app: App, simulator: Simulator, png_file: Path, said: Said
+) -> None:
     simulator.next_outcome(Outcome(status="failed", code=5000, error="GPU fell over"))
     submission = await app.service.animate(request(png_file))
     job = await follow(app, submission.job.id)
@@ -109,8 +133,9 @@ async def test_provider_failure_refunds(app: App, simulator: Simulator, png_file
     assert any("not charged" in line for line in said.lines)
 
 
-async def test_moderation_failure_says_so_plainly(app: App, simulator: Simulator,
-                                                  png_file: Path) -> None:
+async def test_moderation_failure_says_so_plainly(
+    app: App, simulator: Simulator, png_file: Path
+) -> None:
     simulator.next_outcome(Outcome(status="failed", code=1200))
     job = await follow(app, (await app.service.animate(request(png_file))).job.id)
 
@@ -125,8 +150,11 @@ async def test_moderation_failure_says_so_plainly(app: App, simulator: Simulator
         ("sora-2", {"duration": 7}, "duration 7 is not offered by sora-2"),
         ("openvideo-lora", {"loras": [{"path": "omnift", "scale": 1}]}, "did you mean 'omninft'"),
         ("openvideo-lora", {"loras": [{"path": "omninft", "scale": 5}]}, "scale"),
-        ("wan-2.2-fast", {"loras": [{"path": f"https://x.test/{i}", "scale": 1}
-                                    for i in range(4)]}, "3"),
+        (
+            "wan-2.2-fast",
+            {"loras": [{"path": f"https://x.test/{i}", "scale": 1} for i in range(4)]},
+            "3",
+        ),
         ("openvideo", {"seed": 2147483648}, "seed"),
         ("openvideo", {"resolution": "4k"}, "4k"),
         ("sora-2", {"resolution": "720p"}, "sora-2"),
@@ -134,7 +162,11 @@ async def test_moderation_failure_says_so_plainly(app: App, simulator: Simulator
     ],
 )
 async def test_bad_options_are_refused_before_money_moves(
-    app: App, simulator: Simulator, png_file: Path, model: str, options: dict[str, Any],
+    app: App,
+    simulator: Simulator,
+    png_file: Path,
+    model: str,
+    options: dict[str, Any],
     expected: str,
 ) -> None:
     with pytest.raises(RequestRefused) as caught:
@@ -208,10 +240,12 @@ async def test_fifty_concurrent_requests_against_a_cap_that_fits_three(
 ) -> None:
     # openvideo 5 s at 480p costs $0.10: a $0.30 daily cap fits exactly three.
     async with make_app(user_daily_cap_usd=Decimal("0.30")) as app:
-        reqs = [request(png_file, model="openvideo", duration=5, resolution="480p")
-                for _ in range(50)]
-        results = await asyncio.gather(*(app.service.animate(r) for r in reqs),
-                                       return_exceptions=True)
+        reqs = [
+            request(png_file, model="openvideo", duration=5, resolution="480p") for _ in range(50)
+        ]
+        results = await asyncio.gather(
+            *(app.service.animate(r) for r in reqs), return_exceptions=True
+        )
         accepted = [r for r in results if not isinstance(r, BaseException)]
         refused = [r for r in results if isinstance(r, QuotaRefused)]
 
@@ -225,10 +259,12 @@ async def test_fifty_concurrent_requests_against_a_cap_that_fits_three(
 
 async def test_refusal_names_the_cap_and_when_it_resets(make_app: Any, png_file: Path) -> None:
     async with make_app(user_daily_cap_usd=Decimal("0.15")) as app:
-        await app.service.animate(request(png_file, model="openvideo", duration=5,
-                                          resolution="480p"))
+        await app.service.animate(
+            request(png_file, model="openvideo", duration=5, resolution="480p")
+        )
         with pytest.raises(QuotaRefused) as caught:
-            await app.service.animate(request(png_file, model="openvideo", duration=5,
-                                              resolution="480p"))
+            await app.service.animate(
+                request(png_file, model="openvideo", duration=5, resolution="480p")
+            )
     message = caught.value.user_message
     assert "$0.15" in message and "$0.05" in message and "resets" in message

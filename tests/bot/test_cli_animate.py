@@ -1,0 +1,161 @@
+"""`python -m bot animate|jobs|job|run` as an operator types them (real simulator and DB)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.cli import main
+from providers.simulator import Fault, Simulator
+from tests.bot.conftest import env_for, settings_for
+
+
+@pytest.fixture
+def cli(
+    simulator: Simulator,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> Callable[..., Any]:
+    """Run the CLI in a thread (the simulator keeps serving on this loop); returns
+    (exit status, stdout, stderr)."""
+    monkeypatch.chdir(tmp_path)
+
+    async def run(*argv: str, **settings: Any) -> tuple[int, str, str]:
+        for name, value in env_for(settings_for(simulator, database_url, **settings)).items():
+            monkeypatch.setenv(name, value)
+        capsys.readouterr()
+        code = await asyncio.to_thread(main, list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+async def test_animate_json_writes_the_clip_and_reports_the_charge(
+    cli: Any, png_file: Path, tmp_path: Path
+) -> None:
+    code, out, err = await cli(
+        "animate",
+        str(png_file),
+        "--prompt",
+        "leaves fall",
+        "--user",
+        "bob",
+        "--model",
+        "sora-2",
+        "--duration",
+        "4",
+        "--out",
+        "clips",
+        "--json",
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["status"] == "delivered"
+    assert result["charged_micros"] == 400_000 == result["cost_micros"]
+    assert result["cost_usd"] == "$0.40"
+    assert Path(result["output"]) == tmp_path / "clips" / f"{result['job_id']}.mp4"
+    assert Path(result["output"]).stat().st_size > 0
+    assert out.count("\n") == 1  # --json: one object on stdout, progress went to stderr
+    assert "submitted" in err
+
+    code, out, _ = await cli("jobs", "--json")
+    assert code == 0 and json.loads(out)["job_id"] == result["job_id"]
+    code, out, _ = await cli("job", result["job_id"], "--json")
+    history = [h["to"] for h in json.loads(out)["history"]]
+    assert history == ["reserved", "submitted", "processing", "completed", "delivered"]
+
+
+async def test_invalid_request_exits_2_with_one_sentence(cli: Any, png_file: Path) -> None:
+    code, out, err = await cli(
+        "animate",
+        str(png_file),
+        "--prompt",
+        "x",
+        "--user",
+        "bob",
+        "--model",
+        "sora-2",
+        "--duration",
+        "7",
+        "--json",
+    )
+    assert code == 2 and out == ""
+    assert err.strip() == ("error: duration 7 is not offered by sora-2: choose 4, 8, 12, 16 or 20")
+
+
+async def test_over_the_cap_exits_2_and_charges_nothing(cli: Any, png_file: Path) -> None:
+    code, out, err = await cli(
+        "animate",
+        str(png_file),
+        "--prompt",
+        "x",
+        "--user",
+        "bob",
+        "--model",
+        "sora-2",
+        "--duration",
+        "8",
+        "--json",
+        user_daily_cap_usd="0.50",
+    )
+    assert code == 2 and out == ""
+    assert "This clip costs $0.80, but only $0.50 is left of your daily limit" in err
+    code, out, _ = await cli("usage", "--user", "bob", "--json", user_daily_cap_usd="0.50")
+    assert code == 0
+    caps = {(c["scope_kind"], c["cap"]): c for c in json.loads(out)["caps"]}
+    assert caps[("user", "daily")]["remaining"] == 500_000
+    assert all(c["used"] == 0 for c in caps.values())
+
+
+async def test_missing_image_file_is_bad_input(cli: Any, tmp_path: Path) -> None:
+    code, _, err = await cli(
+        "animate", str(tmp_path / "nope.png"), "--prompt", "x", "--user", "bob"
+    )
+    assert code == 2 and "is not a file" in err
+
+
+async def test_no_wait_then_run_once_follows_the_job(cli: Any, png_file: Path) -> None:
+    code, out, err = await cli(
+        "animate", str(png_file), "--prompt", "x", "--user", "bob", "--no-wait", "--json"
+    )
+    assert code == 0, err
+    job_id = json.loads(out)["job_id"]
+    assert json.loads(out)["status"] == "submitted"
+    for _ in range(5):  # each pass polls what is due; the simulator finishes on the 2nd poll
+        code, _, err = await cli("run", "--once")
+        assert code == 0, err
+        code, out, _ = await cli("job", job_id, "--json")
+        if json.loads(out)["status"] == "delivered":
+            break
+    assert json.loads(out)["status"] == "delivered"
+
+
+async def test_operator_resolves_an_unknown_outcome(
+    cli: Any, png_file: Path, simulator: Simulator
+) -> None:
+    simulator.add_fault(
+        Fault(
+            method="POST",
+            path_prefix="/api/v3/wavespeed-ai",
+            after_handler=True,
+            drop_connection=True,
+        )
+    )
+    code, out, _ = await cli("animate", str(png_file), "--prompt", "x", "--user", "bob", "--json")
+    result = json.loads(out)
+    assert code == 1 and result["status"] == "expired" and result["held_micros"] == 100_000
+
+    code, out, err = await cli("job", result["job_id"], "--resolve", "void", "--json")
+    assert code == 0, err
+    after = json.loads(out)
+    assert after["held_micros"] == 0 and after["charged_micros"] == 0
+    code, _, err = await cli("job", result["job_id"], "--resolve", "settle")
+    assert code == 2 and "no unresolved hold" in err
