@@ -93,6 +93,25 @@ class Settings(BaseSettings):
     log_level: str = "WARNING"  # INFO shows each job step in the logs
 
     @field_validator(
+        "wavespeed_api_key",
+        "novita_api_key",
+        "wavespeed_webhook_secret",
+        "url_signing_secret",
+        "discord_token",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "public_base_url",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, v: Any) -> Any:
+        """`KEY=` in .env means "not set", not an empty key that every request would fail on."""
+        if isinstance(v, str) and not v.strip():
+            return None
+        return v
+
+    @field_validator(
         "user_daily_cap_usd",
         "user_monthly_cap_usd",
         "server_daily_cap_usd",

@@ -153,9 +153,10 @@ class JobRunner:
         finally:
             with contextlib.suppress(Exception):
                 await self.jobs.release(job.id, self.owner, next_check_at=next_check)
-        current = await self.jobs.get(job.id)
-        if current is not None and current.status in FINAL and self.on_final:
-            self.on_final(current)
+        if self.on_final is not None:
+            current = await self.jobs.get(job.id)
+            if current is not None and current.status in FINAL:
+                self.on_final(current)
 
     async def _step(self, job: Job) -> float | None:
         """Advance the job by one step; returns when to look at it again (None: never)."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from bot import messages
 from bot.errors import ModelDisabled, NotAllowed, QuotaRefused, RequestRefused
+from bot.media import NO_MEDIA_HOST
 from bot.models import AnimateRequest, qualify
 from bot.sinks import Progress, SinkRegistry
 from bot.submitter import Submitter
@@ -79,6 +80,8 @@ class AnimateService:
         )
         if not enabled:
             raise ModelDisabled(why)
+        if self.submitter.media_host(spec.provider) is None:
+            raise ModelDisabled(NO_MEDIA_HOST)
         try:
             quote = self.prices.quote(params)
         except ModelUnavailable as exc:
