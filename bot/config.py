@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     server_concurrent_jobs: int | None = 10
     global_concurrent_jobs: int | None = None
     user_jobs_per_hour: int | None = 20
+    server_jobs_per_hour: int | None = None
+    global_jobs_per_hour: int | None = None
 
     # --- images ---
     max_image_bytes: int = 10 * 1024 * 1024
@@ -122,6 +124,8 @@ class Settings(BaseSettings):
         "server_concurrent_jobs",
         "global_concurrent_jobs",
         "user_jobs_per_hour",
+        "server_jobs_per_hour",
+        "global_jobs_per_hour",
         mode="before",
     )
     @classmethod

@@ -53,13 +53,13 @@ def limit_defaults(settings: Settings) -> LimitDefaults:
             daily_micros=money(settings.server_daily_cap_usd),
             monthly_micros=money(settings.server_monthly_cap_usd),
             concurrent_jobs=settings.server_concurrent_jobs,
-            jobs_per_hour=getattr(settings, "server_jobs_per_hour", None),
+            jobs_per_hour=settings.server_jobs_per_hour,
         ),
         global_=Limits(
             daily_micros=money(settings.global_daily_cap_usd),
             monthly_micros=money(settings.global_monthly_cap_usd),
             concurrent_jobs=settings.global_concurrent_jobs,
-            jobs_per_hour=getattr(settings, "global_jobs_per_hour", None),
+            jobs_per_hour=settings.global_jobs_per_hour,
         ),
     )
 
