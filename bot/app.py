@@ -82,7 +82,11 @@ async def open_app(
             settings.database_url, defaults=limit_defaults(settings), clock=clock
         )
         stack.push_async_callback(db.close)
-        http = httpx.AsyncClient(timeout=httpx.Timeout(settings.image_download_timeout_s))
+        # trust_env=False: image downloads are pinned to vetted addresses; a proxy from the
+        # environment must not reroute them.
+        http = httpx.AsyncClient(
+            trust_env=False, timeout=httpx.Timeout(settings.image_download_timeout_s)
+        )
         stack.push_async_callback(http.aclose)
         providers = build_providers(settings, stack)
         uploads: MediaHost | None = (
