@@ -33,6 +33,25 @@ def micros_to_usd(micros: int) -> str:
     return f"{sign}${whole}.{frac_s}"
 
 
+# The cap fields of `Settings`, named once for its validators (pydantic refuses a misspelt one).
+_MONEY_CAPS = (
+    "user_daily_cap_usd",
+    "user_monthly_cap_usd",
+    "server_daily_cap_usd",
+    "server_monthly_cap_usd",
+    "global_daily_cap_usd",
+    "global_monthly_cap_usd",
+)
+_COUNT_CAPS = (
+    "user_concurrent_jobs",
+    "server_concurrent_jobs",
+    "global_concurrent_jobs",
+    "user_jobs_per_hour",
+    "server_jobs_per_hour",
+    "global_jobs_per_hour",
+)
+
+
 class Settings(BaseSettings):
     """Operator configuration. Each field is an environment variable of the same name."""
 
@@ -113,35 +132,14 @@ class Settings(BaseSettings):
             return None
         return v
 
-    @field_validator(
-        "user_daily_cap_usd",
-        "user_monthly_cap_usd",
-        "server_daily_cap_usd",
-        "server_monthly_cap_usd",
-        "global_daily_cap_usd",
-        "global_monthly_cap_usd",
-        "user_concurrent_jobs",
-        "server_concurrent_jobs",
-        "global_concurrent_jobs",
-        "user_jobs_per_hour",
-        "server_jobs_per_hour",
-        "global_jobs_per_hour",
-        mode="before",
-    )
+    @field_validator(*_MONEY_CAPS, *_COUNT_CAPS, mode="before")
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         if isinstance(v, str) and v.strip().lower() in {"", "none", "off", "unlimited"}:
             return None
         return v
 
-    @field_validator(
-        "user_daily_cap_usd",
-        "user_monthly_cap_usd",
-        "server_daily_cap_usd",
-        "server_monthly_cap_usd",
-        "global_daily_cap_usd",
-        "global_monthly_cap_usd",
-    )
+    @field_validator(*_MONEY_CAPS)
     @classmethod
     def _exact_money(cls, v: Decimal | None) -> Decimal | None:
         if v is not None:

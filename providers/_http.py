@@ -1,8 +1,8 @@
 """HTTP plumbing shared by the provider clients: timeouts, transport errors, retries, downloads.
 
-Each client keeps its own status -> error mapping (the providers disagree on bodies); what is
-shared here is what must behave the same for both: which failures are retried, how long we
-wait, and that an API key never reaches a log line or an exception message.
+The status -> error mapping both providers share is `providers._client.ProviderClient`; what
+is here is the plumbing under it: which failures are retried, how long we wait, and that an
+API key never reaches a log line or an exception message.
 """
 
 from __future__ import annotations
@@ -181,6 +181,14 @@ def json_object(
             body=body_text(response, redact),
         )
     return data
+
+
+def error_json(response: httpx.Response) -> Any:
+    """An error reply's JSON, or None when its body is not JSON (gateways answer in HTML)."""
+    try:
+        return response.json()
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def provider_message(data: Any) -> str:

@@ -12,37 +12,23 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import random
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
+from providers._client import ProviderClient
 from providers._http import (
     UNKNOWN_OUTCOME,
-    Redactor,
-    Retrier,
-    Sleep,
     as_int,
-    as_secret,
     body_text,
+    error_json,
     json_object,
-    make_http_client,
-    parse_retry_after,
-    send,
 )
-from providers._http import download as download_output
 from providers.base import ProviderTask, TaskStatus
 from providers.errors import (
-    AuthenticationError,
     InsufficientCredit,
-    InvalidRequest,
-    NotFound,
-    ProviderAPIError,
-    ProviderServerError,
-    RateLimited,
     UnexpectedResponse,
 )
 
@@ -121,55 +107,16 @@ def novita_webhook_task_id(body: bytes) -> str | None:
     return None
 
 
-class NovitaClient:
+class NovitaClient(ProviderClient):
     """Novita over one pooled `httpx.AsyncClient`; satisfies `providers.base.VideoProvider`.
 
     `sleep` and `rng` exist for tests: they replace the real back-off wait and its jitter.
     """
 
     name = PROVIDER
-
-    def __init__(
-        self,
-        api_key: str | SecretStr,
-        *,
-        base_url: str = "https://api.novita.ai",
-        http: httpx.AsyncClient | None = None,
-        timeout: httpx.Timeout | None = None,
-        max_retries: int = 3,
-        max_retry_wait_s: float = 60.0,
-        sleep: Sleep | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        self._key = as_secret(api_key)
-        self._redact = Redactor(self._key)
-        self.base_url = base_url.rstrip("/")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
-        self._owns_http = http is None
-        self._http = http or make_http_client(timeout)
-        self._timeout = timeout
-        self._retrier = Retrier(
-            provider=PROVIDER,
-            max_retries=max_retries,
-            max_wait_s=max_retry_wait_s,
-            sleep=sleep,
-            rng=rng,
-            logger=log,
-        )
-
-    def __repr__(self) -> str:
-        return f"NovitaClient(base_url={self.base_url!r})"
-
-    async def __aenter__(self) -> NovitaClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
+    default_base_url = "https://api.novita.ai"
+    endpoint_example = "/v3/async/wan-i2v"
+    log = log
 
     async def submit(
         self, endpoint: str, payload: dict[str, Any], *, webhook_url: str | None = None
@@ -178,8 +125,7 @@ class NovitaClient:
 
         The webhook goes in `extra.webhook.url`; the caller's payload is not modified.
         """
-        if not endpoint.startswith("/") or endpoint.startswith("//") or "://" in endpoint:
-            raise ValueError(f"endpoint must be a path such as /v3/async/wan-i2v, got {endpoint!r}")
+        self._checked_endpoint(endpoint)
         body = payload
         if webhook_url is not None:
             if not webhook_url.startswith(("http://", "https://")):
@@ -193,19 +139,7 @@ class NovitaClient:
             extra["webhook"] = webhook
             body["extra"] = extra
         what = f"submit to {endpoint}"
-        response = await send(
-            self._http,
-            "POST",
-            self.base_url + endpoint,
-            provider=PROVIDER,
-            what=what,
-            redact=self._redact,
-            outcome_unknown=True,
-            json=body,
-            headers=self._headers(json_body=True),
-            **self._timeout_kw(),
-        )
-        reply = self._raise_for_status(response, what=what, outcome_unknown=True)
+        response, reply = await self._post(endpoint, what=what, json=body, outcome_unknown=True)
         task_id = reply.get("task_id")
         if not isinstance(task_id, str) or not task_id.strip():
             raise UnexpectedResponse(
@@ -220,48 +154,15 @@ class NovitaClient:
         """The task as it is now; retried on 429/5xx/lost connections."""
         if not task_id or not task_id.strip():
             raise ValueError("a task id is required")
-        what = f"result of {task_id}"
-
-        async def once() -> dict[str, Any]:
-            response = await send(
-                self._http,
-                "GET",
-                self.base_url + "/v3/async/task-result",
-                provider=PROVIDER,
-                what=what,
-                redact=self._redact,
-                params={"task_id": task_id},
-                headers=self._headers(),
-                **self._timeout_kw(),
-            )
-            return self._raise_for_status(response, what=what)
-
-        task = parse_novita_task(await self._retrier.call(once, what=what))
+        reply = await self._read(
+            "/v3/async/task-result", what=f"result of {task_id}", params={"task_id": task_id}
+        )
+        task = parse_novita_task(reply)
         if task.task_id != task_id:
             raise UnexpectedResponse(
                 f"novita answered task {task.task_id!r} when asked for {task_id!r}"
             )
         return task
-
-    async def download(self, url: str, *, max_bytes: int) -> bytes:
-        """Fetch an output clip (presigned S3, ~1 h; no key sent); `OutputExpired` on 403/404."""
-        return await download_output(
-            self._http,
-            url,
-            max_bytes=max_bytes,
-            provider=PROVIDER,
-            redact=self._redact,
-            retrier=self._retrier,
-        )
-
-    def _headers(self, *, json_body: bool = False) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {self._key.get_secret_value()}"}
-        if json_body:
-            headers["Content-Type"] = "application/json"
-        return headers
-
-    def _timeout_kw(self) -> dict[str, Any]:
-        return {"timeout": self._timeout} if self._timeout is not None else {}
 
     def _raise_for_status(
         self, response: httpx.Response, *, what: str, outcome_unknown: bool = False
@@ -274,37 +175,15 @@ class NovitaClient:
         status = response.status_code
         if status == 200:
             return json_object(response, provider=PROVIDER, what=what, redact=self._redact)
-        try:
-            data = response.json()
-        except (ValueError, UnicodeDecodeError):
-            data = None
+        data = error_json(response)
         reason = data.get("reason") if isinstance(data, Mapping) else None
         reason = reason if isinstance(reason, str) else ""
         message = data.get("message") if isinstance(data, Mapping) else None
         message = message if isinstance(message, str) else ""
         said = " ".join(part for part in (reason, self._redact(message)[:500]) if part)
         text = f"novita {what} failed (HTTP {status})" + (f": {said}" if said else "")
-        kw: dict[str, Any] = {"status_code": status, "body": body_text(response, self._redact)}
         if reason == "NOT_ENOUGH_BALANCE" or status == 402:
-            raise InsufficientCredit(text, **kw)
-        if status in (401, 403):
-            raise AuthenticationError(text, **kw)
-        if status in (400, 413, 422):
-            raise InvalidRequest(text, **kw)
-        if status == 404:
-            raise NotFound(text, **kw)
-        if status == 429:
-            raise RateLimited(
-                text, retry_after=parse_retry_after(response.headers.get("retry-after")), **kw
+            raise InsufficientCredit(
+                text, status_code=status, body=body_text(response, self._redact)
             )
-        if status >= 500:
-            raise ProviderServerError(
-                f"{text}; {UNKNOWN_OUTCOME}" if outcome_unknown else text, **kw
-            )
-        if 200 <= status < 300:
-            raise UnexpectedResponse(
-                f"{text}; only HTTP 200 counts as success"
-                + (f"; {UNKNOWN_OUTCOME}" if outcome_unknown else ""),
-                **kw,
-            )
-        raise ProviderAPIError(text, **kw)
+        raise self._status_error(status, text, response, outcome_unknown=outcome_unknown)

@@ -13,37 +13,30 @@ Protocol facts are in PROVIDERS.md §1.1. What this client promises on top:
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Mapping
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import SecretStr
 
+from providers._client import ProviderClient
 from providers._http import (
     TRANSFER_TIMEOUT,
     UNKNOWN_OUTCOME,
     Redactor,
-    Retrier,
-    Sleep,
     as_int,
-    as_secret,
     body_text,
+    error_json,
     json_object,
-    make_http_client,
     parse_retry_after,
     provider_message,
     send,
 )
-from providers._http import download as download_output
 from providers.base import ProviderTask, TaskStatus, UploadedMedia
 from providers.errors import (
-    AuthenticationError,
     InsufficientCredit,
     InvalidRequest,
-    NotFound,
     ProviderAPIError,
     ProviderServerError,
     RateLimited,
@@ -129,55 +122,16 @@ def _is_sync_wait_expired(envelope: Mapping[str, Any]) -> bool:
     return SYNC_TIMEOUT_CODE in codes and status in ("created", "processing")
 
 
-class WaveSpeedClient:
+class WaveSpeedClient(ProviderClient):
     """WaveSpeed over one pooled `httpx.AsyncClient`; satisfies `providers.base.VideoProvider`.
 
     `sleep` and `rng` exist for tests: they replace the real back-off wait and its jitter.
     """
 
     name = PROVIDER
-
-    def __init__(
-        self,
-        api_key: str | SecretStr,
-        *,
-        base_url: str = "https://api.wavespeed.ai",
-        http: httpx.AsyncClient | None = None,
-        timeout: httpx.Timeout | None = None,
-        max_retries: int = 3,
-        max_retry_wait_s: float = 60.0,
-        sleep: Sleep | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        self._key = as_secret(api_key)
-        self._redact = Redactor(self._key)
-        self.base_url = base_url.rstrip("/")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
-        self._owns_http = http is None
-        self._http = http or make_http_client(timeout)
-        self._timeout = timeout  # per request only when given, else the client's own
-        self._retrier = Retrier(
-            provider=PROVIDER,
-            max_retries=max_retries,
-            max_wait_s=max_retry_wait_s,
-            sleep=sleep,
-            rng=rng,
-            logger=log,
-        )
-
-    def __repr__(self) -> str:
-        return f"WaveSpeedClient(base_url={self.base_url!r})"
-
-    async def __aenter__(self) -> WaveSpeedClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
+    default_base_url = "https://api.wavespeed.ai"
+    endpoint_example = "/api/v3/openai/sora-2/image-to-video"
+    log = log
 
     # --- tasks ---
 
@@ -185,7 +139,7 @@ class WaveSpeedClient:
         self, endpoint: str, payload: dict[str, Any], *, webhook_url: str | None = None
     ) -> ProviderTask:
         """Create a task. One POST; never retried (the task may exist and be billed)."""
-        path = _checked_endpoint(endpoint)
+        path = self._checked_endpoint(endpoint)
         params: dict[str, str] = {}
         if webhook_url is not None:
             if not webhook_url.startswith(("http://", "https://")):
@@ -196,23 +150,14 @@ class WaveSpeedClient:
                     "drop enable_base64_output or the webhook"
                 )
             params["webhook"] = webhook_url
-        timeout = self._timeout_kw()
-        if payload.get("enable_sync_mode") is True:
-            timeout = {"timeout": SYNC_MODE_TIMEOUT}
-        response = await send(
-            self._http,
-            "POST",
-            self.base_url + path,
-            provider=PROVIDER,
+        response, envelope = await self._post(
+            path,
             what=f"submit to {path}",
-            redact=self._redact,
-            outcome_unknown=True,
             json=payload,
+            outcome_unknown=True,
             params=params,
-            headers=self._headers(json_body=True),
-            **timeout,
+            request_timeout=SYNC_MODE_TIMEOUT if payload.get("enable_sync_mode") is True else None,
         )
-        envelope = self._raise_for_status(response, what=f"submit to {path}", outcome_unknown=True)
         data = envelope.get("data")
         try:
             if not isinstance(data, Mapping):
@@ -284,19 +229,11 @@ class WaveSpeedClient:
             raise ValueError("cannot upload an empty file")
         if not filename.strip():
             raise ValueError("an upload needs a filename")
-        what = f"upload ticket for {filename}"
-        response = await send(
-            self._http,
-            "POST",
-            self.base_url + "/api/v3/media/uploads",
-            provider=PROVIDER,
-            what=what,
-            redact=self._redact,
+        _, envelope = await self._post(
+            "/api/v3/media/uploads",
+            what=f"upload ticket for {filename}",
             json={"filename": filename, "size": len(data), "content_type": content_type},
-            headers=self._headers(json_body=True),
-            **self._timeout_kw(),
         )
-        envelope = self._raise_for_status(response, what=what)
         ticket = envelope.get("data")
         upload = ticket.get("upload") if isinstance(ticket, Mapping) else None
         download_url = ticket.get("download_url") if isinstance(ticket, Mapping) else None
@@ -338,43 +275,7 @@ class WaveSpeedClient:
             size=size if size is not None else len(data),
         )
 
-    async def download(self, url: str, *, max_bytes: int) -> bytes:
-        """Fetch an output clip (no key sent); `OutputExpired` on 403/404."""
-        return await download_output(
-            self._http,
-            url,
-            max_bytes=max_bytes,
-            provider=PROVIDER,
-            redact=self._redact,
-            retrier=self._retrier,
-        )
-
     # --- plumbing ---
-
-    def _headers(self, *, json_body: bool = False) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {self._key.get_secret_value()}"}
-        if json_body:
-            headers["Content-Type"] = "application/json"
-        return headers
-
-    def _timeout_kw(self) -> dict[str, Any]:
-        return {"timeout": self._timeout} if self._timeout is not None else {}
-
-    async def _read(self, path: str, *, what: str) -> dict[str, Any]:
-        async def once() -> dict[str, Any]:
-            response = await send(
-                self._http,
-                "GET",
-                self.base_url + path,
-                provider=PROVIDER,
-                what=what,
-                redact=self._redact,
-                headers=self._headers(),
-                **self._timeout_kw(),
-            )
-            return self._raise_for_status(response, what=what)
-
-        return await self._retrier.call(once, what=what)
 
     def _raise_for_status(
         self, response: httpx.Response, *, what: str, outcome_unknown: bool = False
@@ -394,10 +295,7 @@ class WaveSpeedClient:
             raise self._error(
                 code, provider_message(envelope), what, response, outcome_unknown, envelope=True
             )
-        try:
-            message = provider_message(response.json())
-        except (ValueError, UnicodeDecodeError):
-            message = ""
+        message = provider_message(error_json(response))
         raise self._error(status, message, what, response, outcome_unknown, envelope=False)
 
     def _error(
@@ -413,30 +311,13 @@ class WaveSpeedClient:
         where = f"envelope code {code}" if envelope else f"HTTP {code}"
         said = f": {self._redact(message)[:500]}" if message else ""
         text = f"wavespeed {what} failed ({where}){said}"
-        kw: dict[str, Any] = {"status_code": code, "body": body_text(response, self._redact)}
         if code == 402 or _says_no_credit(message):
-            return InsufficientCredit(text, **kw)
-        if code in (401, 403):
-            return AuthenticationError(text, **kw)
-        if code in (400, 413, 422):
-            return InvalidRequest(text, **kw)
-        if code == 404:
-            return NotFound(text, **kw)
-        if code == 429:
-            return RateLimited(
-                text, retry_after=parse_retry_after(response.headers.get("retry-after")), **kw
+            return InsufficientCredit(
+                text, status_code=code, body=body_text(response, self._redact)
             )
-        if 500 <= code < 600:
-            return ProviderServerError(
-                f"{text}; {UNKNOWN_OUTCOME}" if outcome_unknown else text, **kw
-            )
-        if 200 <= code < 300 and not envelope:
-            return UnexpectedResponse(
-                f"{text}; only HTTP 200 counts as success"
-                + (f"; {UNKNOWN_OUTCOME}" if outcome_unknown else ""),
-                **kw,
-            )
-        return ProviderAPIError(text, **kw)
+        return self._status_error(
+            code, text, response, outcome_unknown=outcome_unknown, envelope=envelope
+        )
 
 
 _NO_CREDIT_WORDS = (
@@ -469,19 +350,6 @@ def _raise_for_put(response: httpx.Response, *, redact: Redactor) -> None:
     if status == 413:
         raise InvalidRequest(f"{text}: the file is too large", status_code=status, body=body)
     raise ProviderAPIError(text, status_code=status, body=body)
-
-
-def _checked_endpoint(endpoint: str) -> str:
-    """A model path on this API, e.g. "/api/v3/openai/sora-2/image-to-video".
-
-    Refusing absolute URLs keeps the key from being sent to another host.
-    """
-    if not endpoint.startswith("/") or "://" in endpoint or endpoint.startswith("//"):
-        raise ValueError(
-            "endpoint must be a path such as /api/v3/openai/sora-2/image-to-video, "
-            f"got {endpoint!r}"
-        )
-    return endpoint
 
 
 def _checked_id(task_id: str) -> str:

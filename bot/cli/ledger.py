@@ -198,6 +198,18 @@ def _fmt_limit(value: int | None, unit: str) -> str:
     return micros_to_usd(value) if unit == "micros" else str(value)
 
 
+def _print_limits(kind: str, sid: str, lim: Limits, *, as_json: bool) -> None:
+    if as_json:
+        print_json(_limits_json(kind, sid, lim))
+        return
+    print(
+        f"{kind} {sid}: daily {_fmt_limit(lim.daily_micros, 'micros')}, "
+        f"monthly {_fmt_limit(lim.monthly_micros, 'micros')}, "
+        f"concurrent {_fmt_limit(lim.concurrent_jobs, 'jobs')}, "
+        f"per hour {_fmt_limit(lim.jobs_per_hour, 'jobs')}"
+    )
+
+
 # --------------------------------------------------------------------------- handlers
 
 
@@ -250,15 +262,7 @@ def cmd_limits_show(args: argparse.Namespace) -> int:
 
         shown = _with_db(all_kinds)
     for kind, sid, lim in shown:
-        if args.json:
-            print_json(_limits_json(kind, sid, lim))
-        else:
-            print(
-                f"{kind} {sid}: daily {_fmt_limit(lim.daily_micros, 'micros')}, "
-                f"monthly {_fmt_limit(lim.monthly_micros, 'micros')}, "
-                f"concurrent {_fmt_limit(lim.concurrent_jobs, 'jobs')}, "
-                f"per hour {_fmt_limit(lim.jobs_per_hour, 'jobs')}"
-            )
+        _print_limits(kind, sid, lim, as_json=args.json)
     return 0
 
 
@@ -274,15 +278,7 @@ def cmd_limits_set(args: argparse.Namespace) -> int:
     if not changes:
         raise CliError("nothing to set: give --daily, --monthly, --concurrent or --per-hour")
     lim = _with_db(lambda db: db.ledger.set_limits(kind, sid, **changes))
-    if args.json:
-        print_json(_limits_json(kind, sid, lim))
-    else:
-        print(
-            f"{kind} {sid}: daily {_fmt_limit(lim.daily_micros, 'micros')}, "
-            f"monthly {_fmt_limit(lim.monthly_micros, 'micros')}, "
-            f"concurrent {_fmt_limit(lim.concurrent_jobs, 'jobs')}, "
-            f"per hour {_fmt_limit(lim.jobs_per_hour, 'jobs')}"
-        )
+    _print_limits(kind, sid, lim, as_json=args.json)
     return 0
 
 

@@ -29,19 +29,10 @@ from providers.errors import (
     RateLimited,
     RequestNotSent,
 )
+from tests.providers.helpers import Handler, Sleeps
 
 LOG = logging.getLogger("tests.http")
 KEY = SecretStr("key-SHOULD-NOT-LEAK")
-
-
-class Sleeps:
-    """Records the waits the retrier asked for instead of waiting."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def retrier(sleeps: Sleeps, *, max_retries: int = 3, max_wait_s: float = 60.0) -> Retrier:
@@ -196,19 +187,23 @@ def raising_transport(exc: Exception) -> httpx.MockTransport:
     return httpx.MockTransport(handler)
 
 
+async def submit_through(exc: Exception) -> None:
+    """A submit-like POST (`outcome_unknown`) over a transport that fails with `exc`."""
+    async with httpx.AsyncClient(transport=raising_transport(exc)) as http:
+        await send(
+            http,
+            "POST",
+            "http://x/y",
+            provider="p",
+            what="submit",
+            redact=Redactor(KEY),
+            outcome_unknown=True,
+        )
+
+
 async def test_timeout_maps_to_provider_timeout_and_says_task_may_exist() -> None:
-    transport = raising_transport(httpx.ReadTimeout("read timed out"))
-    async with httpx.AsyncClient(transport=transport) as http:
-        with pytest.raises(ProviderTimeout) as caught:
-            await send(
-                http,
-                "POST",
-                "http://x/y",
-                provider="p",
-                what="submit",
-                redact=Redactor(KEY),
-                outcome_unknown=True,
-            )
+    with pytest.raises(ProviderTimeout) as caught:
+        await submit_through(httpx.ReadTimeout("read timed out"))
     assert "may have been created" in str(caught.value)
     assert caught.value.__cause__ is None  # the httpx request (with its headers) is not chained
 
@@ -227,17 +222,8 @@ async def test_connect_error_maps_to_connection_error_and_redacts() -> None:
     "exc", [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"), httpx.PoolTimeout("full")]
 )
 async def test_never_connected_is_definite_even_for_a_submit(exc: Exception) -> None:
-    async with httpx.AsyncClient(transport=raising_transport(exc)) as http:
-        with pytest.raises(RequestNotSent, match="no task was created") as caught:
-            await send(
-                http,
-                "POST",
-                "http://x/y",
-                provider="p",
-                what="submit",
-                redact=Redactor(KEY),
-                outcome_unknown=True,
-            )
+    with pytest.raises(RequestNotSent, match="no task was created") as caught:
+        await submit_through(exc)
     assert "may have been created" not in str(caught.value)
 
 
@@ -250,17 +236,8 @@ async def test_never_connected_is_definite_even_for_a_submit(exc: Exception) -> 
     ],
 )
 async def test_lost_after_sending_is_unknown_for_a_submit(exc: Exception, kind: type) -> None:
-    async with httpx.AsyncClient(transport=raising_transport(exc)) as http:
-        with pytest.raises(kind, match="may have been created") as caught:
-            await send(
-                http,
-                "POST",
-                "http://x/y",
-                provider="p",
-                what="submit",
-                redact=Redactor(KEY),
-                outcome_unknown=True,
-            )
+    with pytest.raises(kind, match="may have been created") as caught:
+        await submit_through(exc)
     assert not isinstance(caught.value, RequestNotSent)
 
 
@@ -293,6 +270,21 @@ def test_as_int_tolerates_strings(value: object, expected: int | None) -> None:
 # --- downloads -----------------------------------------------------------------------------
 
 
+async def fetch(
+    handler: Handler, url: str = "https://cdn/x.mp4", *, sleeps: Sleeps | None = None
+) -> bytes:
+    """`download` with a 100-byte limit from a server that answers with `handler`."""
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        return await download(
+            http,
+            url,
+            max_bytes=100,
+            provider="p",
+            redact=Redactor(KEY),
+            retrier=retrier(sleeps or Sleeps()),
+        )
+
+
 async def test_download_sends_no_authorization_and_follows_statuses() -> None:
     seen: list[httpx.Request] = []
     statuses = iter([503, 200])
@@ -302,15 +294,7 @@ async def test_download_sends_no_authorization_and_follows_statuses() -> None:
         return httpx.Response(next(statuses), content=b"clip-bytes")
 
     sleeps = Sleeps()
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-        data = await download(
-            http,
-            "https://cdn/x.mp4",
-            max_bytes=100,
-            provider="p",
-            redact=Redactor(KEY),
-            retrier=retrier(sleeps),
-        )
+    data = await fetch(handler, sleeps=sleeps)
     assert data == b"clip-bytes"
     assert len(seen) == 2 and len(sleeps.waits) == 1
     assert all("authorization" not in r.headers for r in seen)
@@ -325,16 +309,8 @@ async def test_download_expired_link(status: int) -> None:
         calls += 1
         return httpx.Response(status, text="<Error>AccessDenied</Error>")
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-        with pytest.raises(OutputExpired) as caught:
-            await download(
-                http,
-                "https://cdn/x.mp4",
-                max_bytes=100,
-                provider="p",
-                redact=Redactor(KEY),
-                retrier=retrier(Sleeps()),
-            )
+    with pytest.raises(OutputExpired) as caught:
+        await fetch(handler)
     assert caught.value.status_code == status
     assert calls == 1  # an expired link does not come back by retrying
 
@@ -351,26 +327,10 @@ async def test_download_over_limit_is_abandoned() -> None:
         return httpx.Response(200, content=body())
 
     for handler in (declared, streamed):
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-            with pytest.raises(OutputTooLarge, match="limit is 100 bytes"):
-                await download(
-                    http,
-                    "https://cdn/x.mp4",
-                    max_bytes=100,
-                    provider="p",
-                    redact=Redactor(KEY),
-                    retrier=retrier(Sleeps()),
-                )
+        with pytest.raises(OutputTooLarge, match="limit is 100 bytes"):
+            await fetch(handler)
 
 
 async def test_download_refuses_non_http_urls() -> None:
-    async with httpx.AsyncClient() as http:
-        with pytest.raises(ValueError, match="http"):
-            await download(
-                http,
-                "file:///etc/passwd",
-                max_bytes=10,
-                provider="p",
-                redact=Redactor(KEY),
-                retrier=retrier(Sleeps()),
-            )
+    with pytest.raises(ValueError, match="http"):
+        await fetch(lambda r: httpx.Response(200), "file:///etc/passwd")

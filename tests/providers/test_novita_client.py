@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -26,18 +26,11 @@ from providers.novita import NovitaClient, novita_webhook_task_id, parse_novita_
 from providers.simulator import Fault, Outcome, Simulator
 from providers.wavespeed import WaveSpeedClient
 from tests.fixtures_sim import SIM_API_KEY, WebhookReceiver
+from tests.providers.helpers import Handler, Sleeps, scripted_client
 
 KEY = "nv-key-DO-NOT-LOG-9876543210"
 ENDPOINT = "/v3/async/wan-i2v"
 TASK_ID = "3f1c2b9e-7a44-4d0e-9c1b-5d2f8e6a7b10"
-
-
-class NoSleep:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def result(
@@ -60,19 +53,8 @@ def result(
     }
 
 
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
 def mock_client(handler: Handler, **kwargs: Any) -> tuple[NovitaClient, list[httpx.Request]]:
-    seen: list[httpx.Request] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return handler(request)
-
-    http = httpx.AsyncClient(transport=httpx.MockTransport(record))
-    kwargs.setdefault("sleep", NoSleep())
-    return NovitaClient(KEY, base_url="https://nv.test", http=http, **kwargs), seen
+    return scripted_client(NovitaClient, KEY, "https://nv.test", handler, **kwargs)
 
 
 # --- parsing ------------------------------------------------------------------------------
@@ -204,7 +186,7 @@ async def test_get_retries_429_with_retry_after_then_succeeds() -> None:
             httpx.Response(200, json=result("TASK_STATUS_PROCESSING", progress_percent=40)),
         ]
     )
-    sleep = NoSleep()
+    sleep = Sleeps()
     client, seen = mock_client(lambda r: next(replies), sleep=sleep)
     async with client:
         task = await client.get(TASK_ID)
@@ -263,12 +245,12 @@ async def test_repr_hides_key() -> None:
 
 
 @pytest.fixture
-def sleeps() -> NoSleep:
-    return NoSleep()
+def sleeps() -> Sleeps:
+    return Sleeps()
 
 
 @pytest.fixture
-async def nv(simulator: Simulator, sleeps: NoSleep) -> AsyncIterator[NovitaClient]:
+async def nv(simulator: Simulator, sleeps: Sleeps) -> AsyncIterator[NovitaClient]:
     async with NovitaClient(SIM_API_KEY, base_url=simulator.base_url, sleep=sleeps) as client:
         yield client
 
@@ -323,7 +305,7 @@ async def test_sim_validation_error_message(nv: NovitaClient, image_url: str) ->
     assert caught.value.status_code == 400
 
 
-async def test_sim_wrong_key(simulator: Simulator, sleeps: NoSleep, image_url: str) -> None:
+async def test_sim_wrong_key(simulator: Simulator, sleeps: Sleeps, image_url: str) -> None:
     async with NovitaClient("nope", base_url=simulator.base_url, sleep=sleeps) as bad:
         with pytest.raises(AuthenticationError):
             await bad.submit(ENDPOINT, body(image_url))
@@ -353,7 +335,7 @@ async def test_sim_not_enough_balance(
 
 
 async def test_sim_429_then_success(
-    nv: NovitaClient, simulator: Simulator, sleeps: NoSleep, image_url: str
+    nv: NovitaClient, simulator: Simulator, sleeps: Sleeps, image_url: str
 ) -> None:
     task = await nv.submit(ENDPOINT, body(image_url))
     simulator.add_fault(

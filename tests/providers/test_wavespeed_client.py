@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -30,18 +30,11 @@ from providers.simulator import Fault, Outcome, Simulator
 from providers.wavespeed import WaveSpeedClient, parse_wavespeed_task
 from providers.webhooks import verify_wavespeed_webhook
 from tests.fixtures_sim import SIM_API_KEY, WebhookReceiver
+from tests.providers.helpers import Handler, Sleeps, scripted_client
 
 KEY = "ws-key-DO-NOT-LOG-0123456789"
 ENDPOINT = "/api/v3/openai/sora-2/image-to-video"
 TASK_ID = "0123456789abcdef0123456789abcdef"
-
-
-class NoSleep:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def envelope(data: Any, code: int = 200, message: str = "success") -> dict[str, Any]:
@@ -64,20 +57,8 @@ def prediction(status: str = "created", **extra: Any) -> dict[str, Any]:
     return body
 
 
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
 def mock_client(handler: Handler, **kwargs: Any) -> tuple[WaveSpeedClient, list[httpx.Request]]:
-    seen: list[httpx.Request] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return handler(request)
-
-    http = httpx.AsyncClient(transport=httpx.MockTransport(record))
-    kwargs.setdefault("sleep", NoSleep())
-    client = WaveSpeedClient(KEY, base_url="https://ws.test", http=http, **kwargs)
-    return client, seen
+    return scripted_client(WaveSpeedClient, KEY, "https://ws.test", handler, **kwargs)
 
 
 # --- parsing ------------------------------------------------------------------------------
@@ -485,12 +466,12 @@ SORA = "/api/v3/openai/sora-2/image-to-video"
 
 
 @pytest.fixture
-def sleeps() -> NoSleep:
-    return NoSleep()
+def sleeps() -> Sleeps:
+    return Sleeps()
 
 
 @pytest.fixture
-async def ws(simulator: Simulator, sleeps: NoSleep) -> AsyncIterator[WaveSpeedClient]:
+async def ws(simulator: Simulator, sleeps: Sleeps) -> AsyncIterator[WaveSpeedClient]:
     async with WaveSpeedClient(SIM_API_KEY, base_url=simulator.base_url, sleep=sleeps) as client:
         yield client
 
@@ -558,7 +539,7 @@ async def test_sim_other_terminal_states(
 
 
 async def test_sim_429_with_retry_after_then_success(
-    ws: WaveSpeedClient, simulator: Simulator, sleeps: NoSleep, image_url: str
+    ws: WaveSpeedClient, simulator: Simulator, sleeps: Sleeps, image_url: str
 ) -> None:
     task = await ws.submit(SORA, {"image": image_url, "prompt": "x", "duration": 4})
     simulator.add_fault(
@@ -577,7 +558,7 @@ async def test_sim_429_with_retry_after_then_success(
 
 
 async def test_sim_429_without_retry_after_uses_backoff(
-    ws: WaveSpeedClient, simulator: Simulator, sleeps: NoSleep, image_url: str
+    ws: WaveSpeedClient, simulator: Simulator, sleeps: Sleeps, image_url: str
 ) -> None:
     task = await ws.submit(SORA, {"image": image_url, "prompt": "x", "duration": 4})
     simulator.add_fault(Fault(method="GET", path_prefix="/api/v3/predictions", times=2, status=429))
@@ -588,7 +569,7 @@ async def test_sim_429_without_retry_after_uses_backoff(
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 async def test_sim_5xx_then_success(
-    ws: WaveSpeedClient, simulator: Simulator, sleeps: NoSleep, image_url: str, status: int
+    ws: WaveSpeedClient, simulator: Simulator, sleeps: Sleeps, image_url: str, status: int
 ) -> None:
     task = await ws.submit(SORA, {"image": image_url, "prompt": "x", "duration": 4})
     simulator.add_fault(
@@ -598,7 +579,7 @@ async def test_sim_5xx_then_success(
     assert len(sleeps.waits) == 1
 
 
-async def test_sim_retries_exhausted(simulator: Simulator, sleeps: NoSleep, image_url: str) -> None:
+async def test_sim_retries_exhausted(simulator: Simulator, sleeps: Sleeps, image_url: str) -> None:
     async with WaveSpeedClient(
         SIM_API_KEY, base_url=simulator.base_url, sleep=sleeps, max_retries=2
     ) as client:
@@ -687,7 +668,7 @@ async def test_sim_unknown_task_is_not_found(ws: WaveSpeedClient, simulator: Sim
     assert gets_of(simulator, "/api/v3/predictions") == 1
 
 
-async def test_sim_wrong_key_is_authentication_error(simulator: Simulator, sleeps: NoSleep) -> None:
+async def test_sim_wrong_key_is_authentication_error(simulator: Simulator, sleeps: Sleeps) -> None:
     async with WaveSpeedClient("wrong-key", base_url=simulator.base_url, sleep=sleeps) as bad:
         with pytest.raises(AuthenticationError) as caught:
             await bad.submit(SORA, {"image": "http://x/i.png", "prompt": "x", "duration": 4})
@@ -813,7 +794,7 @@ class SilentServer:
 
 
 async def test_submit_timeout_says_task_may_exist_and_sends_once() -> None:
-    sleeps = NoSleep()
+    sleeps = Sleeps()
     async with (
         SilentServer() as silent,
         WaveSpeedClient(
@@ -828,7 +809,7 @@ async def test_submit_timeout_says_task_may_exist_and_sends_once() -> None:
 
 
 async def test_get_timeout_is_retried_then_raised() -> None:
-    sleeps = NoSleep()
+    sleeps = Sleeps()
     async with (
         SilentServer() as silent,
         WaveSpeedClient(
