@@ -1,10 +1,12 @@
 """Ledger throughput: reservations per second (reserve + settle) with 1, 8 and 64 concurrent
 callers per process, over one SQLite file or one PostgreSQL schema.
 
-    python bench/ledger.py [--backend sqlite|postgres] [--processes N] [--seconds S] [--json]
+    python bench/ledger.py [--backend sqlite|postgres] [--processes N] [--seconds S]
+                           [--global-cap] [--json]
 
-PostgreSQL: --url or TEST_DATABASE_URL; a fresh schema is created and dropped. Caps are set
-high enough never to refuse, but they are set, so every cap check runs. With --json the LAST
+PostgreSQL: --url or TEST_DATABASE_URL; a fresh schema is created and dropped. Caps have the
+shape of the bot's defaults (see `limit_defaults`), set high enough never to refuse; with
+--global-cap a global money cap is set too. With --json the LAST
 line of stdout is one JSON object: {"backend", "processes", "ops_per_s": {"1", "8", "64"}}.
 """
 
@@ -28,15 +30,27 @@ from storage import LimitDefaults, Limits, Scopes, open_database  # noqa: E402
 
 LEVELS = (1, 8, 64)
 BIG = 10**15
-DEFAULTS = LimitDefaults(
-    user=Limits(daily_micros=BIG, monthly_micros=BIG, concurrent_jobs=10**6, jobs_per_hour=10**9),
-    server=Limits(daily_micros=BIG, monthly_micros=BIG, concurrent_jobs=10**6),
-    global_=Limits(daily_micros=BIG, monthly_micros=BIG),
-)
 
 
-async def child_run(url: str, proc: int, level: int, seconds: float) -> dict[str, Any]:
-    async with await open_database(url, defaults=DEFAULTS, pool_max=min(level, 10)) as db:
+def limit_defaults(global_cap: bool) -> LimitDefaults:
+    """The shape of the bot's own defaults (bot.config): user and server money caps, user
+    concurrent and hourly caps, a server concurrent cap, no global cap unless asked for.
+    The caps are high enough never to refuse, but they are set, so every cap check runs.
+    """
+    return LimitDefaults(
+        user=Limits(
+            daily_micros=BIG, monthly_micros=BIG, concurrent_jobs=10**6, jobs_per_hour=10**9
+        ),
+        server=Limits(daily_micros=BIG, monthly_micros=BIG, concurrent_jobs=10**6),
+        global_=Limits(daily_micros=BIG, monthly_micros=BIG) if global_cap else Limits(),
+    )
+
+
+async def child_run(
+    url: str, proc: int, level: int, seconds: float, global_cap: bool
+) -> dict[str, Any]:
+    defaults = limit_defaults(global_cap)
+    async with await open_database(url, defaults=defaults, pool_max=min(level, 10)) as db:
         # the barrier: the parent writes one line to every child at once
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         start = time.time()
@@ -61,10 +75,13 @@ async def child_run(url: str, proc: int, level: int, seconds: float) -> dict[str
 
 def child_main() -> None:
     url, proc, level, seconds = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
-    print(json.dumps(asyncio.run(child_run(url, proc, level, seconds))), flush=True)
+    global_cap = sys.argv[6] == "1"
+    print(json.dumps(asyncio.run(child_run(url, proc, level, seconds, global_cap))), flush=True)
 
 
-async def run_level(url: str, processes: int, level: int, seconds: float) -> float:
+async def run_level(
+    url: str, processes: int, level: int, seconds: float, global_cap: bool
+) -> float:
     procs = [
         await asyncio.create_subprocess_exec(
             sys.executable,
@@ -74,6 +91,7 @@ async def run_level(url: str, processes: int, level: int, seconds: float) -> flo
             str(p),
             str(level),
             str(seconds),
+            "1" if global_cap else "0",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
@@ -117,7 +135,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             pass
         rates: dict[str, float] = {}
         for level in LEVELS:
-            rates[str(level)] = round(await run_level(url, args.processes, level, args.seconds), 1)
+            rates[str(level)] = round(
+                await run_level(url, args.processes, level, args.seconds, args.global_cap), 1
+            )
             if not args.json:
                 print(f"{args.backend} x{args.processes} processes, {level:>2} callers each: "
                       f"{rates[str(level)]:>8.1f} reservations/s")  # fmt: skip
@@ -138,6 +158,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "backend": args.backend,
         "processes": args.processes,
         "seconds_per_level": args.seconds,
+        "global_cap": args.global_cap,
         "ops_per_s": rates,
     }
 
@@ -151,6 +172,11 @@ if __name__ == "__main__":
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=3.0, help="per concurrency level")
     parser.add_argument("--url", help="database URL (postgres: the base URL for a fresh schema)")
+    parser.add_argument(
+        "--global-cap",
+        action="store_true",
+        help="also set a global money cap (every reservation then locks all global stripes)",
+    )
     parser.add_argument("--json", action="store_true")
     cli_args = parser.parse_args()
     result = asyncio.run(main(cli_args))

@@ -33,11 +33,34 @@ class Migration:
     sql: str
 
     def statements(self, dialect: str) -> list[str]:
+        """The file's statements for `dialect`; none when its first line is
+        `-- dialects: ...` without it (it is still recorded as applied, so versions agree).
+        """
+        first = self.sql.lstrip().split("\n", 1)[0]
+        if first.startswith("-- dialects:") and dialect not in first.split(":", 1)[1].split():
+            return []
         text = self.sql
         for token, value in _TOKENS[dialect].items():
             text = text.replace("{{" + token + "}}", value)
         lines = [ln for ln in text.splitlines() if not ln.strip().startswith("--")]
-        return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+        return _split_statements("\n".join(lines))
+
+
+def _split_statements(text: str) -> list[str]:
+    """Split on `;`, except inside `$$ ... $$` (a function body)."""
+    out: list[str] = []
+    current: list[str] = []
+    for i, part in enumerate(text.split("$$")):
+        if i % 2:  # inside $$ ... $$
+            current.append(f"$${part}$$")
+            continue
+        pieces = part.split(";")
+        current.append(pieces[0])
+        for piece in pieces[1:]:
+            out.append("".join(current))
+            current = [piece]
+    out.append("".join(current))
+    return [s.strip() for s in out if s.strip()]
 
 
 def load_migrations() -> list[Migration]:

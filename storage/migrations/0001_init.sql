@@ -13,6 +13,8 @@ CREATE TABLE holds (
     note TEXT NOT NULL DEFAULT '',
     day_start BIGINT NOT NULL,
     month_start BIGINT NOT NULL,
+    -- which global budget stripe the hold counts in (see budgets)
+    stripe INTEGER NOT NULL DEFAULT 0,
     refusal TEXT,
     created_at DOUBLE PRECISION NOT NULL,
     updated_at DOUBLE PRECISION NOT NULL
@@ -25,17 +27,24 @@ CREATE INDEX holds_server_held ON holds (server_id) WHERE status = 'held';
 CREATE INDEX holds_held ON holds (created_at) WHERE status = 'held';
 
 -- The counters the caps are checked against: used = settled + held for one scope and period.
+-- User and server scopes have one row per period (stripe 0). The global scope is split into
+-- 16 stripes per period (stripe = crc32(hold key) % 16, storage.ledger.GLOBAL_STRIPES): its
+-- used amount is the SUM of the stripes, so reservations without a global money cap do not all
+-- queue on one row. The stripe count must NEVER change: holds record their stripe, and a
+-- global cap check locks exactly stripes 0..15.
 CREATE TABLE budgets (
     scope_kind TEXT NOT NULL,
     scope_id TEXT NOT NULL,
     period_kind TEXT NOT NULL CHECK (period_kind IN ('day', 'month')),
     period_start BIGINT NOT NULL,
+    stripe INTEGER NOT NULL DEFAULT 0 CHECK (stripe >= 0 AND stripe < 16),
     used_micros BIGINT NOT NULL DEFAULT 0 CHECK (used_micros >= 0),
-    PRIMARY KEY (scope_kind, scope_id, period_kind, period_start)
+    PRIMARY KEY (scope_kind, scope_id, period_kind, period_start, stripe)
 );
 
--- One row per scope, locked first by every reservation of that scope (PostgreSQL), so the
--- concurrent-job and hourly counts are taken while no other reservation of the scope runs.
+-- One row per scope, locked by every reservation of a scope that has a job-count cap
+-- (concurrent or per hour; PostgreSQL), so the counts are taken while no other such
+-- reservation of the scope runs. Money caps need no lock: their UPDATE is conditional.
 CREATE TABLE scope_locks (
     scope_kind TEXT NOT NULL,
     scope_id TEXT NOT NULL,

@@ -22,6 +22,8 @@ AMOUNT = 1_000
 CAPS = {
     "global-money": LimitDefaults(global_=Limits(daily_micros=K * AMOUNT)),
     "server-concurrent": LimitDefaults(server=Limits(concurrent_jobs=K)),
+    # no global cap: the global stripes are raised without a check, the server row is exact
+    "server-money": LimitDefaults(server=Limits(daily_micros=K * AMOUNT)),
 }
 
 
@@ -80,6 +82,9 @@ async def test_processes_share_a_cap_exactly(database_url: str, case: str) -> No
         assert sum(e.kind == "reserve" for e in entries) == K
         usage = {(u.scope_kind, u.cap): u for u in await db.ledger.usage(Scopes("u0", "guild"))}
         if case == "global-money":
+            assert usage[("global", "daily")].used == K * AMOUNT
+        elif case == "server-money":
+            assert usage[("server", "daily")].used == K * AMOUNT
             assert usage[("global", "daily")].used == K * AMOUNT
         else:
             assert usage[("server", "concurrent_jobs")].used == K

@@ -1,0 +1,101 @@
+"""PostgreSQL: a plain reserve, settle or void is ONE statement (migration 0002); whatever is
+not plain takes the general path and gets the same answer as on SQLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from storage import Database, InvalidLedgerTransition, LimitDefaults, Limits, QuotaExceeded, Scopes
+from storage import backend as backend_mod
+from storage.ledger import stripe_of
+
+U = Scopes("cli:a", "discord:g")
+
+
+@pytest.fixture
+def limit_defaults() -> LimitDefaults:
+    return LimitDefaults(
+        user=Limits(daily_micros=10_000, concurrent_jobs=5, jobs_per_hour=50),
+        server=Limits(monthly_micros=100_000, concurrent_jobs=8),
+    )
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every SQL statement the PostgreSQL backend sends (BEGIN/COMMIT are not counted)."""
+    seen: list[str] = []
+    for name in ("fetch", "fetchrow", "fetchval", "execute"):
+        orig = getattr(backend_mod._PgTx, name)
+
+        def wrap(orig: Any = orig) -> Any:
+            async def counted(self: Any, sql: str, *args: Any) -> Any:
+                seen.append(sql)
+                return await orig(self, sql, *args)
+
+            return counted
+
+        monkeypatch.setattr(backend_mod._PgTx, name, wrap())
+    yield seen
+
+
+async def test_plain_steps_are_one_statement_each(db: Database, statements: list[str]) -> None:
+    if db.backend != "postgres":
+        pytest.skip("the one-statement path is PostgreSQL's")
+    # first use of the period (and of a global stripe): general path, creates the rows
+    await db.ledger.reserve("warm", U, 100)
+    await db.ledger.void("warm")
+    k1, k2 = [k for k in (f"k{i}" for i in range(200)) if stripe_of(k) == stripe_of("warm")][:2]
+    statements.clear()
+    r = await db.ledger.reserve(k1, U, 1_000)
+    assert r.status == "held" and len(statements) == 1
+    s = await db.ledger.settle(k1, 400)  # partial: releases 600 in the same statement
+    assert (s.status, s.settled_micros) == ("settled", 400) and len(statements) == 2
+    await db.ledger.reserve(k2, U, 2_000)
+    v = await db.ledger.void(k2)
+    assert v.status == "voided" and len(statements) == 4
+    assert "ledger_reserve_fast" in statements[0] and "ledger_release_fast" in statements[3]
+    assert await db.ledger.check_books() == []
+
+
+async def test_what_is_not_plain_gets_the_general_answer(db: Database) -> None:
+    await db.ledger.reserve("a", U, 6_000)
+    await db.ledger.reserve("b", U, 3_000)
+    with pytest.raises(QuotaExceeded) as info:  # no room: the recorded refusal
+        await db.ledger.reserve("c", U, 2_000)
+    assert info.value.refusal.used == 9_000
+    with pytest.raises(QuotaExceeded):
+        await db.ledger.reserve("c", U, 2_000)  # a repeat keeps its answer
+    again = await db.ledger.reserve("a", U, 6_000)  # a repeat of a held key
+    assert again.status == "held"
+    with pytest.raises(InvalidLedgerTransition):
+        await db.ledger.settle("b", 3_001)  # more than held
+    assert (await db.ledger.settle("b", 3_000)).settled_micros == 3_000
+    assert (await db.ledger.settle("b")).settled_micros == 3_000  # a repeat
+    assert (await db.ledger.void("a")).status == "voided"
+    assert (await db.ledger.void("a")).status == "voided"
+    kinds = [(e.key, e.kind) for e in await db.ledger.entries()]
+    assert kinds == [
+        ("a", "reserve"), ("b", "reserve"), ("c", "refuse"), ("b", "settle"), ("a", "void"),
+    ]  # fmt: skip
+    assert await db.ledger.check_books() == []
+
+
+async def test_a_global_money_cap_keeps_one_statement_and_stays_exact(
+    db: Database, statements: list[str]
+) -> None:
+    await db.ledger.set_limits("global", "*", daily_micros=5_000)
+    await db.ledger.reserve("warm", Scopes("x"), 1_000)  # creates all 16 day stripes
+    keys = [k for k in (f"k{i}" for i in range(200)) if stripe_of(k) == stripe_of("warm")]
+    statements.clear()
+    await db.ledger.reserve(keys[0], Scopes("x"), 3_000)
+    if db.backend == "postgres":
+        assert len(statements) == 1
+    with pytest.raises(QuotaExceeded) as info:  # the SUM over every stripe is full
+        await db.ledger.reserve(keys[1], Scopes("x"), 1_001)
+    assert (info.value.refusal.scope_kind, info.value.refusal.used) == ("global", 4_000)
+    await db.ledger.reserve(keys[2], Scopes("x"), 1_000)  # exactly to the cap
+    assert await db.ledger.check_books() == []
