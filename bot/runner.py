@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot import messages
@@ -31,6 +32,18 @@ from storage import ACTIVE, InvalidTransition, Job, JobStatus, JobStore
 log = logging.getLogger(__name__)
 
 FINAL = frozenset(JobStatus) - ACTIVE
+
+
+@dataclass(frozen=True)
+class Next:
+    """When to look at a job again (None: never) and what to record as its lease is released,
+    so a routine poll costs one database write."""
+
+    at: float | None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+NEVER = Next(None)
 MAX_CLIP_BYTES = 512 * 1024 * 1024
 NOT_FOUND_GIVE_UP = 3  # consecutive 404s (spaced by backoff) before we believe the task is gone
 
@@ -142,104 +155,99 @@ class JobRunner:
     # --- one job, once ---
 
     async def _handle(self, job: Job) -> None:
-        next_check: float | None = None
+        nxt = NEVER
         try:
-            next_check = await self._step(job)
+            nxt = await self._step(job)
         except InvalidTransition:
             log.info("job %s changed under us; leaving it", job.id)
         except Exception:
             log.exception("job %s: unexpected error; will look again", job.id)
-            next_check = self.clock() + error_backoff(2, rng=self.rng) * self.time_scale
+            nxt = Next(self.clock() + error_backoff(2, rng=self.rng) * self.time_scale)
         finally:
             with contextlib.suppress(Exception):
-                await self.jobs.release(job.id, self.owner, next_check_at=next_check)
+                await self.jobs.release(job.id, self.owner, next_check_at=nxt.at, **nxt.fields)
         if self.on_final is not None:
             current = await self.jobs.get(job.id)
             if current is not None and current.status in FINAL:
                 self.on_final(current)
 
-    async def _step(self, job: Job) -> float | None:
-        """Advance the job by one step; returns when to look at it again (None: never)."""
+    def _after(self, seconds: float, **fields: Any) -> Next:
+        """Look again `seconds` (unscaled) from now, recording `fields` with the release."""
+        return Next(self.clock() + seconds * self.time_scale, fields)
+
+    async def _step(self, job: Job) -> Next:
+        """Advance the job by one step; says when to look at it again and what to record."""
         if job.status is JobStatus.RESERVED:
             if job.submit_started_at is not None and job.provider_task_id is None:
                 await self.submitter.outcome_unknown(job)
-                return None
+                return NEVER
             source = ImageSource(**job.meta.get("image_source", {"url": job.image_ref}))
             try:
                 job = await self.submitter.submit(job, source)
             except BotError:
-                return None
-            return job.next_check_at if job.status in ACTIVE else None
+                return NEVER
+            return Next(job.next_check_at) if job.status in ACTIVE else NEVER
         if job.status in (JobStatus.SUBMITTED, JobStatus.PROCESSING):
             return await self._poll(job)
         if job.status is JobStatus.COMPLETED:
             return await self._deliver(job)
-        return None
+        return NEVER
 
-    async def _poll(self, job: Job) -> float | None:
+    async def _poll(self, job: Job) -> Next:
         provider = self.providers.get(job.provider)
-        now = self.clock()
         if provider is None:
             log.error("job %s: provider %s is not configured here", job.id, job.provider)
-            return now + SLOW_POLL_INTERVAL_S * self.time_scale
+            return self._after(SLOW_POLL_INTERVAL_S)
         assert job.provider_task_id is not None
         misses = int(job.meta.get("not_found", 0))
         try:
             task = await provider.get(job.provider_task_id)
         except RateLimited as exc:
-            wait = exc.retry_after or error_backoff(1, rng=self.rng)
-            return now + wait * self.time_scale
+            return self._after(exc.retry_after or error_backoff(1, rng=self.rng))
         except NotFound:
             if misses + 1 >= NOT_FOUND_GIVE_UP:
                 return await self._gone(job)
-            await self.jobs.update(job.id, meta={**job.meta, "not_found": misses + 1})
-            return now + error_backoff(misses + 1, rng=self.rng) * self.time_scale
+            wait = error_backoff(misses + 1, rng=self.rng)
+            return self._after(wait, meta={**job.meta, "not_found": misses + 1})
         except ProviderError as exc:
             errors = int(job.meta.get("poll_errors", 0)) + 1
             log.warning("job %s: poll failed (%s); retrying", job.id, type(exc).__name__)
-            await self.jobs.update(job.id, meta={**job.meta, "poll_errors": errors})
-            return now + error_backoff(errors, rng=self.rng) * self.time_scale
+            wait = error_backoff(errors, rng=self.rng)
+            return self._after(wait, meta={**job.meta, "poll_errors": errors})
         if task.status is TaskStatus.COMPLETED:
             return await self._completed(job, task)
         if task.status.terminal:
             return await self._failed(job, task)
         return await self._still_running(job, task, misses)
 
-    async def _still_running(self, job: Job, task: ProviderTask, misses: int) -> float:
+    async def _still_running(self, job: Job, task: ProviderTask, misses: int) -> Next:
         now = self.clock()
-        started = job.submit_started_at or job.created_at
-        elapsed = (now - started) / self.time_scale
+        elapsed = (now - (job.submit_started_at or job.created_at)) / self.time_scale
         fields: dict[str, Any] = {"poll_count": job.poll_count + 1}
         if task.progress_percent is not None:
             fields["progress_percent"] = task.progress_percent
-        if misses:
-            fields["meta"] = {**job.meta, "not_found": 0}
+        meta = {**job.meta, "not_found": 0} if misses else dict(job.meta)
         if job.status is JobStatus.SUBMITTED and task.status is TaskStatus.PROCESSING:
             job = await self.jobs.transition(
-                job.id,
-                JobStatus.PROCESSING,
-                expect={JobStatus.SUBMITTED},
-                reason="rendering",
-                **fields,
+                job.id, JobStatus.PROCESSING, expect={JobStatus.SUBMITTED}, reason="rendering"
             )
-        else:
-            job = await self.jobs.update(job.id, **fields)
         sink = self.sinks.for_job(job)
-        late = job.deadline_at is not None and now > job.deadline_at
-        if late:
-            if not job.meta.get("told_slow"):
-                await self.jobs.update(job.id, meta={**job.meta, "told_slow": True})
+        if job.deadline_at is not None and now > job.deadline_at:
+            if not meta.get("told_slow"):
+                meta["told_slow"] = True
                 await sink.progress(job, Progress("slow", elapsed, task.progress_percent))
-            return now + SLOW_POLL_INTERVAL_S * self.time_scale
+            return self._after(SLOW_POLL_INTERVAL_S, meta=meta, **fields)
         if task.status is TaskStatus.PROCESSING:
             await sink.progress(job, Progress("processing", elapsed, task.progress_percent))
         spec = get_model(job.model)
         delay = next_poll_delay(
             elapsed, typical_render_s=spec.typical_render_s, provider=job.provider, rng=self.rng
         )
-        return now + delay * self.time_scale
+        if meta != job.meta:
+            fields["meta"] = meta
+        return self._after(delay, **fields)
 
-    async def _completed(self, job: Job, task: ProviderTask) -> float | None:
+    async def _completed(self, job: Job, task: ProviderTask) -> Next:
         fields = {
             "poll_count": job.poll_count + 1,
             "output_url": task.outputs[0] if task.outputs else None,
@@ -252,7 +260,7 @@ class JobRunner:
                 job.id, JobStatus.CANCELLED, expect=running, reason=msg, ledger="settle", **fields
             )
             await self.sinks.for_job(job).failed(job, msg)
-            return None
+            return NEVER
         job = await self.jobs.transition(
             job.id,
             JobStatus.COMPLETED,
@@ -263,7 +271,7 @@ class JobRunner:
         )
         return await self._deliver(job)
 
-    async def _failed(self, job: Job, task: ProviderTask) -> None:
+    async def _failed(self, job: Job, task: ProviderTask) -> Next:
         running = {JobStatus.SUBMITTED, JobStatus.PROCESSING}
         if job.cancel_requested:
             msg, to = messages.cancelled_after_failure(), JobStatus.CANCELLED
@@ -281,8 +289,9 @@ class JobRunner:
             poll_count=job.poll_count + 1,
         )
         await self.sinks.for_job(job).failed(job, msg)
+        return NEVER
 
-    async def _gone(self, job: Job) -> None:
+    async def _gone(self, job: Job) -> Next:
         msg = messages.task_gone(job.cost_micros)
         job = await self.jobs.transition(
             job.id,
@@ -292,13 +301,14 @@ class JobRunner:
             ledger="void",
         )
         await self.sinks.for_job(job).failed(job, msg)
+        return NEVER
 
-    async def _deliver(self, job: Job) -> float | None:
+    async def _deliver(self, job: Job) -> Next:
         """Download the clip now (Novita links live ~1 h) and hand it to the job's sink."""
         provider = self.providers.get(job.provider)
         attempts = int(job.meta.get("delivery_attempts", 0)) + 1
         if provider is None or not job.output_url:
-            return self.clock() + SLOW_POLL_INTERVAL_S * self.time_scale
+            return self._after(SLOW_POLL_INTERVAL_S)
         try:
             data = await provider.download(job.output_url, max_bytes=MAX_CLIP_BYTES)
         except OutputExpired:
@@ -307,18 +317,16 @@ class JobRunner:
                 job.id, JobStatus.EXPIRED, expect={JobStatus.COMPLETED}, reason=msg
             )
             await self.sinks.for_job(job).failed(job, msg)
-            return None
+            return NEVER
         except ProviderError as exc:
             log.warning("job %s: clip download failed (%s); retrying", job.id, type(exc).__name__)
-            await self.jobs.update(job.id, meta={**job.meta, "delivery_attempts": attempts})
-            return self.clock() + error_backoff(attempts, rng=self.rng) * self.time_scale
+            return self._retry_delivery(job, attempts)
         clip = Clip(data=data, filename=f"{job.id}.mp4", nsfw=bool(job.meta.get("nsfw")))
         try:
             ref = await self.sinks.for_job(job).deliver(job, clip)
         except Exception:
             log.exception("job %s: delivery failed; will retry", job.id)
-            await self.jobs.update(job.id, meta={**job.meta, "delivery_attempts": attempts})
-            return self.clock() + error_backoff(attempts, rng=self.rng) * self.time_scale
+            return self._retry_delivery(job, attempts)
         await self.jobs.transition(
             job.id,
             JobStatus.DELIVERED,
@@ -326,4 +334,8 @@ class JobRunner:
             reason="clip delivered",
             delivered_ref=ref,
         )
-        return None
+        return NEVER
+
+    def _retry_delivery(self, job: Job, attempts: int) -> Next:
+        wait = error_backoff(attempts, rng=self.rng)
+        return self._after(wait, meta={**job.meta, "delivery_attempts": attempts})

@@ -271,8 +271,11 @@ class JobStore:
         """Lease up to `limit` due ACTIVE jobs to `owner`, earliest next_check_at first."""
         if limit <= 0:
             return []
+        # While leased, next_check_at is the lease's end: if the owner dies, that is when
+        # the job falls due again, and next_due_at needs no look at leases.
         sql = (
-            "UPDATE jobs SET lease_owner = $1, lease_until = $2 WHERE id IN ("  # noqa: S608
+            "UPDATE jobs SET lease_owner = $1, lease_until = $2, next_check_at = $2"  # noqa: S608
+            " WHERE id IN ("
             f" SELECT id FROM jobs WHERE status IN ({_ACTIVE_SQL})"
             " AND next_check_at <= $3 AND (lease_until IS NULL OR lease_until < $3)"
             f" ORDER BY next_check_at LIMIT $4{self._db.skip_locked}) RETURNING *"
@@ -292,32 +295,34 @@ class JobStore:
         if not ids:
             return 0
         sql = (
-            "UPDATE jobs SET lease_until = $2 WHERE lease_owner = $1"  # noqa: S608
+            "UPDATE jobs SET lease_until = $2, next_check_at = $2"  # noqa: S608
+            " WHERE lease_owner = $1"
             f" AND id IN ({placeholders(3, len(ids))}) RETURNING id"
         )
         rows = await self._db.write(lambda tx: tx.fetch(sql, owner, float(now + lease_s), *ids))
         return len(rows)
 
-    async def release(self, job_id: str, owner: str, *, next_check_at: float | None) -> None:
-        """Give the lease back and say when the job is next due (None = not due)."""
-        await self._db.write(
-            lambda tx: tx.execute(
-                "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_check_at = $3"
-                " WHERE id = $1 AND lease_owner = $2",
-                job_id,
-                owner,
-                None if next_check_at is None else float(next_check_at),
-            )
+    async def release(
+        self, job_id: str, owner: str, *, next_check_at: float | None, **fields: Any
+    ) -> None:
+        """Give the lease back, say when the job is next due (None = not due) and, in the
+        same statement, record `fields` (see UPDATABLE): one write per poll."""
+        sets, args = _set_clause(fields, 5) if fields else ("", [])
+        sql = (
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_check_at = $3,"  # noqa: S608
+            " updated_at = $4"
+            + (f", {sets}" if sets else "")
+            + " WHERE id = $1 AND lease_owner = $2"
         )
+        due = None if next_check_at is None else float(next_check_at)
+        await self._db.write(lambda tx: tx.execute(sql, job_id, owner, due, self._clock(), *args))
 
     async def next_due_at(self) -> float | None:
-        """The earliest time `claim_due` could return a job (a live lease delays its job)."""
+        """The earliest time `claim_due` could return a job (a leased job: its lease's end)."""
         value = await self._db.read(
             lambda tx: tx.fetchval(
-                "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_check_at"  # noqa: S608
-                " THEN lease_until ELSE next_check_at END) FROM jobs"
-                f" WHERE status IN ({_ACTIVE_SQL})"
-                " AND next_check_at IS NOT NULL"
+                f"SELECT next_check_at FROM jobs WHERE status IN ({_ACTIVE_SQL})"  # noqa: S608
+                " AND next_check_at IS NOT NULL ORDER BY next_check_at LIMIT 1"
             )
         )
         return None if value is None else float(value)

@@ -221,7 +221,8 @@ async def test_claim_order_lease_renew_and_lapse(db: Database, clock: FakeClock)
     # a renews job-1 only; job-3's lease lapses and c takes it over
     assert await db.jobs.renew("runner-a", ["job-1", "job-2"], now=now + 50, lease_s=60) == 1
     c = await db.jobs.claim_due("runner-c", now=now + 61, limit=10, lease_s=60)
-    assert [j.id for j in c] == ["job-3", "job-2"]
+    # a lapsed lease is due at its end (the same time for both here; then by id)
+    assert [j.id for j in c] == ["job-2", "job-3"]
     # the old owner can no longer renew or release what it lost
     assert await db.jobs.renew("runner-a", ["job-3"], now=now + 62, lease_s=60) == 0
     await db.jobs.release("job-3", "runner-a", next_check_at=now + 1000)
@@ -230,6 +231,11 @@ async def test_claim_order_lease_renew_and_lapse(db: Database, clock: FakeClock)
     released = await db.jobs.get("job-3")
     assert released is not None and released.lease_owner is None
     assert released.next_check_at == now + 1000
+    # release records fields in the same write
+    await db.jobs.release("job-2", "runner-c", next_check_at=now + 5, poll_count=7)
+    job2 = await db.jobs.get("job-2")
+    assert job2 is not None and (job2.poll_count, job2.lease_owner) == (7, None)
+    assert job2.next_check_at == now + 5
     assert await db.jobs.claim_due("x", now=now, limit=0, lease_s=1) == []
 
 
@@ -267,5 +273,8 @@ async def test_many_active_jobs_claim_in_due_order(db: Database, clock: FakeCloc
 
     await db.raw.write(bulk)
     got = await db.jobs.claim_due("r", now=now, limit=50, lease_s=30)
-    assert [j.next_check_at for j in got] == [now - rows / 2 + i for i in range(50)]
+    earliest = {f"bulk-{n}" for n in range(rows) if n * 7919 % rows < 50}
+    assert {j.id for j in got} == earliest
+    # while leased, a job is due again when its lease ends
+    assert {j.next_check_at for j in got} == {now + 30}
     assert (await db.jobs.count_by_status())["processing"] == rows - len(range(0, rows, 3))
