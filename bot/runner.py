@@ -46,6 +46,7 @@ class Next:
 NEVER = Next(None)
 MAX_CLIP_BYTES = 512 * 1024 * 1024
 NOT_FOUND_GIVE_UP = 3  # consecutive 404s (spaced by backoff) before we believe the task is gone
+IDLE_LOOK_S = 5.0  # how often an idle runner looks for jobs that other processes created
 
 
 class JobRunner:
@@ -77,11 +78,14 @@ class JobRunner:
         self.clock = clock
         self.rng = rng or random.Random()
         self.on_final = on_final
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # something changed: a wake() or a slot freed
+        self._look = True  # claim at the next turn whatever `_due` says
+        self._due: float | None = None  # earliest time a job is known to fall due
         self._in_flight: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         """Look for due jobs now (a new job, a webhook, a cancel)."""
+        self._look = True
         self._wake.set()
 
     async def notify_task(self, provider: str, task_id: str) -> bool:
@@ -94,13 +98,22 @@ class JobRunner:
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Follow jobs until `stop` is set; in-flight handling finishes before returning."""
+        """Follow jobs until `stop` is set; in-flight handling finishes before returning.
+
+        The database is asked for due jobs only when one is known to be due (from the last
+        look, or from what this runner just released), when woken, or every few seconds for
+        jobs other processes created: a finished poll does not cost a claim.
+        """
         try:
             while not stop.is_set():
-                claimed = await self._claim_and_start()
-                if claimed and len(self._in_flight) < self.concurrency:
-                    continue  # more may be due right now
-                await self._idle(stop)
+                now = self.clock()
+                free = self.concurrency - len(self._in_flight)
+                if free > 0 and (self._look or self._due is None or self._due <= now):
+                    self._look = False
+                    if await self._claim_and_start(free) == free:
+                        continue  # the slots are full; more may be due
+                    self._due = await self.jobs.next_due_at()
+                await self._wait(stop, free)
         finally:
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
@@ -117,10 +130,7 @@ class JobRunner:
             total += len(jobs)
             await asyncio.gather(*(self._handle(job) for job in jobs))
 
-    async def _claim_and_start(self) -> int:
-        free = self.concurrency - len(self._in_flight)
-        if free <= 0:
-            return 0
+    async def _claim_and_start(self, free: int) -> int:
         jobs = await self.jobs.claim_due(
             self.owner, now=self.clock(), limit=min(free, self.batch), lease_s=self.lease_s
         )
@@ -134,16 +144,19 @@ class JobRunner:
         self._in_flight.discard(task)
         self._wake.set()  # a slot is free
 
-    async def _idle(self, stop: asyncio.Event) -> None:
-        due = await self.jobs.next_due_at()
+    def _note_due(self, at: float | None) -> None:
+        if at is not None and (self._due is None or at < self._due):
+            self._due = at
+
+    async def _wait(self, stop: asyncio.Event, free: int) -> None:
         now = self.clock()
-        if self._in_flight and len(self._in_flight) >= self.concurrency:
-            timeout = None  # wait for a slot
-        elif due is None:
-            timeout = 30.0
+        if free <= 0:
+            timeout: float | None = None  # until a slot frees
+        elif self._due is None:
+            timeout = IDLE_LOOK_S
         else:
-            # Jobs due but leased by another runner: do not spin on them.
-            timeout = min(30.0, max(due - now, 0.05))
+            # A job still due right after a claim is another runner's: do not spin on it.
+            timeout = min(IDLE_LOOK_S, max(self._due - now, 0.05))
         self._wake.clear()
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
@@ -151,6 +164,8 @@ class JobRunner:
         finally:
             for w in waiters:
                 w.cancel()
+        if timeout is not None and not self._wake.is_set() and not stop.is_set():
+            self._look = True  # the periodic look, for jobs other processes created
 
     # --- one job, once ---
 
@@ -166,6 +181,7 @@ class JobRunner:
         finally:
             with contextlib.suppress(Exception):
                 await self.jobs.release(job.id, self.owner, next_check_at=nxt.at, **nxt.fields)
+            self._note_due(nxt.at)
         if self.on_final is not None:
             current = await self.jobs.get(job.id)
             if current is not None and current.status in FINAL:
