@@ -75,17 +75,7 @@ async def test_animate_json_writes_the_clip_and_reports_the_charge(
 
 async def test_invalid_request_exits_2_with_one_sentence(cli: Any, png_file: Path) -> None:
     code, out, err = await cli(
-        "animate",
-        str(png_file),
-        "--prompt",
-        "x",
-        "--user",
-        "bob",
-        "--model",
-        "sora-2",
-        "--duration",
-        "7",
-        "--json",
+        *f"animate {png_file} --prompt x --user bob --model sora-2 --duration 7 --json".split()
     )
     assert code == 2 and out == ""
     assert err.strip() == ("error: duration 7 is not offered by sora-2: choose 4, 8, 12, 16 or 20")
@@ -93,17 +83,7 @@ async def test_invalid_request_exits_2_with_one_sentence(cli: Any, png_file: Pat
 
 async def test_over_the_cap_exits_2_and_charges_nothing(cli: Any, png_file: Path) -> None:
     code, out, err = await cli(
-        "animate",
-        str(png_file),
-        "--prompt",
-        "x",
-        "--user",
-        "bob",
-        "--model",
-        "sora-2",
-        "--duration",
-        "8",
-        "--json",
+        *f"animate {png_file} --prompt x --user bob --model sora-2 --duration 8 --json".split(),
         user_daily_cap_usd="0.50",
     )
     assert code == 2 and out == ""
