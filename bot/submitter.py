@@ -109,24 +109,24 @@ class Submitter:
             image_size=(image.width, image.height),
             last_image_url=last_url,
         )
-        if await self.jobs.renew(self.owner, [job.id], now=self.clock(), lease_s=self.lease_s) != 1:
-            log.warning("job %s: lease lost before submit; leaving it to its new owner", job.id)
-            return job
-        current = await self.jobs.get(job.id)
-        if current is None or current.status is not JobStatus.RESERVED:
-            return current or job
-        if current.cancel_requested:
-            return await self.fail(current, messages.cancelled_before_submit(), JobStatus.CANCELLED)
-        now = self.clock()
-        job = await self.jobs.update(
-            job.id,
-            submit_started_at=now,
-            meta={
-                **current.meta,
-                "image_url": image_url,
-                "image_size": [image.width, image.height],
-            },
+        meta = {**job.meta, "image_url": image_url, "image_size": [image.width, image.height]}
+        started = await self.jobs.begin_submit(
+            job.id, self.owner, now=self.clock(), lease_s=self.lease_s, meta=meta
         )
+        if started is None:
+            current = await self.jobs.get(job.id)
+            if (
+                current is not None
+                and current.status is JobStatus.RESERVED
+                and current.cancel_requested
+                and current.lease_owner == self.owner
+            ):
+                return await self.fail(
+                    current, messages.cancelled_before_submit(), JobStatus.CANCELLED
+                )
+            log.warning("job %s: not ours to submit any more; leaving it", job.id)
+            return current or job
+        job = started
         return await self._post(job, spec.endpoint, payload, spec.typical_render_s)
 
     async def _load(self, source: ImageSource) -> PreparedImage:

@@ -302,6 +302,27 @@ class JobStore:
         rows = await self._db.write(lambda tx: tx.fetch(sql, owner, float(now + lease_s), *ids))
         return len(rows)
 
+    async def begin_submit(
+        self, job_id: str, owner: str, *, now: float, lease_s: float, meta: dict[str, Any]
+    ) -> Job | None:
+        """Mark the moment before the provider POST, in one compare-and-set: only the lease
+        holder, only a reserved job not yet submitted and not cancelled. None = do not submit
+        (the lease was lost, the job moved on, or a cancel arrived). The lease is renewed."""
+        row = await self._db.write(
+            lambda tx: tx.fetchrow(
+                "UPDATE jobs SET submit_started_at = $3, lease_until = $4, next_check_at = $4,"
+                " meta = $5, updated_at = $3"
+                " WHERE id = $1 AND lease_owner = $2 AND status = 'reserved'"
+                " AND cancel_requested = 0 AND submit_started_at IS NULL RETURNING *",
+                job_id,
+                owner,
+                float(now),
+                float(now + lease_s),
+                _db_value("meta", meta),
+            )
+        )
+        return None if row is None else Job.from_row(row)
+
     async def release(
         self, job_id: str, owner: str, *, next_check_at: float | None, **fields: Any
     ) -> None:

@@ -278,3 +278,22 @@ async def test_many_active_jobs_claim_in_due_order(db: Database, clock: FakeCloc
     # while leased, a job is due again when its lease ends
     assert {j.next_check_at for j in got} == {now + 30}
     assert (await db.jobs.count_by_status())["processing"] == rows - len(range(0, rows, 3))
+
+
+async def test_begin_submit_is_a_compare_and_set(db: Database, clock: FakeClock) -> None:
+    """Only the lease holder marks a reserved, uncancelled, unsubmitted job as submitting."""
+    now = clock.now
+    await create(db, new_job(1, lease_owner="me", lease_until=now + 60, next_check_at=now + 60))
+    await create(db, new_job(2, lease_owner="me", lease_until=now + 60, next_check_at=now + 60))
+    kw = {"now": now, "lease_s": 60, "meta": {"image_url": "u"}}
+
+    assert await db.jobs.begin_submit("job-1", "someone-else", **kw) is None
+    started = await db.jobs.begin_submit("job-1", "me", **kw)
+    assert started is not None and started.submit_started_at == now
+    assert started.meta == {"image_url": "u"} and started.lease_until == now + 60
+    assert await db.jobs.begin_submit("job-1", "me", **kw) is None  # never twice
+
+    await db.jobs.update("job-2", cancel_requested=True)
+    assert await db.jobs.begin_submit("job-2", "me", **kw) is None
+    job2 = await db.jobs.get("job-2")
+    assert job2 is not None and job2.submit_started_at is None
