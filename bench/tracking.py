@@ -91,6 +91,12 @@ class BenchSink:
         self.failed: dict[str, str] = {}
         self.expected = expected
         self.done = asyncio.Event()
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    def submitted(self) -> None:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
 
     async def progress(self, job: Any, update: Progress) -> None:
         return None
@@ -105,6 +111,7 @@ class BenchSink:
         self._check()
 
     def _check(self) -> None:
+        self.in_flight -= 1
         if len(self.delivered_at) + len(self.failed) >= self.expected:
             self.done.set()
 
@@ -158,7 +165,6 @@ async def run_ours(n: int, base_url: str, time_scale: float, db_dir: str) -> dic
         stop = asyncio.Event()
         runner = asyncio.create_task(app.runner.run(stop))
         sem = asyncio.Semaphore(16)
-        task_of: dict[str, str] = {}
 
         async def submit(i: int) -> None:
             async with sem:
@@ -174,7 +180,8 @@ async def run_ours(n: int, base_url: str, time_scale: float, db_dir: str) -> dic
                         sink={"kind": "bench"},
                     )
                 )
-                task_of[sub.job.id] = sub.job.provider_task_id or ""
+                if sub.job.provider_task_id:
+                    sink.submitted()
 
         t0 = time.time()
         await asyncio.gather(*(submit(i) for i in range(n)))
@@ -199,6 +206,7 @@ async def run_ours(n: int, base_url: str, time_scale: float, db_dir: str) -> dic
         "delivered": len(sink.delivered_at),
         "failed": len(sink.failed),
         "submit_wall_s": round(submitted_s, 1),
+        "peak_in_flight": sink.peak_in_flight,
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "cpu_s": round(cpu_s() - cpu0, 1),
         "cpu_tracking_s": round(cpu_tracking, 1),
