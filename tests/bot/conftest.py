@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -61,6 +62,19 @@ def env_for(settings: Settings) -> dict[str, str]:
         else:
             env[name.upper()] = str(value)
     return env
+
+
+class Clock:
+    """Real time plus an offset the test moves: leases and due times lapse without sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def jump(self, seconds: float) -> None:
+        self.offset += seconds
 
 
 class Said:

@@ -5,22 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
 from pathlib import Path
 
 from bot.app import open_app
 from bot.sinks import FileSink, SinkRegistry
 from providers.simulator import Simulator
 from storage import JobStatus
-from tests.bot.conftest import Said, env_for, settings_for
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
+from tests.bot.conftest import Clock, Said, env_for, settings_for
 
 
 async def test_killed_after_submit_delivers_once_and_charges_once(

@@ -11,22 +11,9 @@ from bot.cli.jobs import follow
 from bot.models import AnimateRequest, ImageSource
 from providers.simulator import Fault, Outcome, Simulator
 from storage import JobStatus, NewJob, Scopes
-from tests.bot.conftest import Said
+from tests.bot.conftest import Clock, Said
 
 SUBMIT_PATH = "/api/v3/wavespeed-ai/open-video/image-to-video"
-
-
-class Clock:
-    """Real time plus an offset the test moves: leases and due times lapse without sleeping."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def jump(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 def request(png: Path, **options: Any) -> AnimateRequest:
