@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot import messages
 from bot.errors import ModelDisabled, NotAllowed, QuotaRefused, RequestRefused
 from bot.media import NO_MEDIA_HOST
 from bot.models import AnimateRequest, qualify
@@ -172,6 +171,3 @@ def _check_image_source(req: AnimateRequest) -> None:
         raise RequestRefused("Attach exactly one image (PNG, JPEG or WEBP).")
     if src.url and not src.url.lower().startswith(("http://", "https://")):
         raise RequestRefused("The image must be an http(s) link or an attached file.")
-
-
-__all__ = ["AnimateService", "Submission", "messages"]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot import messages
-from bot.errors import BotError, RequestRefused
+from bot.errors import RequestRefused
 from bot.images import ImageLimits, ImageRejected, PreparedImage, load_image
 from bot.media import NO_MEDIA_HOST, MediaHost
 from bot.models import ImageSource
@@ -211,6 +211,3 @@ class Submitter:
         )
         await self.sinks.for_job(job).failed(job, message)
         return job
-
-
-__all__ = ["BotError", "Submitter", "stored_params"]
