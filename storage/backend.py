@@ -161,15 +161,11 @@ def _sqlite_connect(path: str) -> sqlite3.Connection:
     )
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    for attempt in range(MAX_ATTEMPTS):
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            break
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or attempt == MAX_ATTEMPTS - 1:
-                conn.close()
-                raise
-            time.sleep(0.01 * (attempt + 1))
+    try:
+        _while_busy(conn, "PRAGMA journal_mode = WAL")
+    except sqlite3.OperationalError:
+        conn.close()
+        raise
     conn.execute("PRAGMA foreign_keys = ON")
     # FULL: a committed reservation survives a power cut, not only a process crash.
     conn.execute("PRAGMA synchronous = FULL")
@@ -219,16 +215,21 @@ class _WriterGate:
         os.close(self._fd)
 
 
-def _begin_immediate(conn: sqlite3.Connection) -> None:
+def _while_busy(conn: sqlite3.Connection, sql: str) -> None:
+    """Run `sql`, waiting out another process that holds the file (SQLITE_BUSY)."""
     for attempt in range(MAX_ATTEMPTS):
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(sql)
             return
         except sqlite3.OperationalError as exc:
             if not _is_busy(exc) or attempt == MAX_ATTEMPTS - 1:
                 raise
-            log.debug("sqlite busy on BEGIN; retry %d", attempt + 1)
+            log.debug("sqlite busy on %s; retry %d", sql, attempt + 1)
             time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+
+
+def _begin_immediate(conn: sqlite3.Connection) -> None:
+    _while_busy(conn, "BEGIN IMMEDIATE")
 
 
 def _rollback_quietly(conn: sqlite3.Connection) -> None:
