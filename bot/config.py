@@ -7,11 +7,12 @@ micro-dollars here, through `Decimal`, never through floats.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MICROS_PER_USD = 1_000_000
 
@@ -76,6 +77,8 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     web_host: str = "127.0.0.1"
     web_port: int = 8080
+    # Hosting platforms (Heroku, Render, Fly) say which port to listen on; it wins over WEB_PORT.
+    port: int | None = None
     # Signs the short-lived image URLs and webhook tokens; set it in production.
     url_signing_secret: SecretStr | None = None
 
@@ -105,11 +108,22 @@ class Settings(BaseSettings):
     lease_s: float = 60.0
     time_scale: float = 1.0  # <1 compresses waits (benchmarks and tests only)
 
-    # --- platforms (later issues) ---
+    # --- delivered clips and prepared input images, kept for links, re-rolls and retries ---
+    clip_dir: str = "clips"
+    clip_retention_days: int = 7
+
+    # --- platforms ---
+    # false: this process takes commands only; a `worker` process runs the jobs and delivers.
+    run_worker: bool = True
     discord_token: SecretStr | None = None
+    discord_api_base_url: str = "https://discord.com/api/v10"
+    # Servers to sync commands to at start (instant); empty = global sync (up to an hour).
+    discord_guild_ids: Annotated[tuple[int, ...], NoDecode] = ()
+    discord_shards: int | None = None
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
 
     log_level: str = "WARNING"  # INFO shows each job step in the logs
 
@@ -123,6 +137,8 @@ class Settings(BaseSettings):
         "slack_signing_secret",
         "slack_app_token",
         "public_base_url",
+        "port",
+        "discord_shards",
         mode="before",
     )
     @classmethod
@@ -130,6 +146,14 @@ class Settings(BaseSettings):
         """`KEY=` in .env means "not set", not an empty key that every request would fail on."""
         if isinstance(v, str) and not v.strip():
             return None
+        return v
+
+    @field_validator("discord_guild_ids", mode="before")
+    @classmethod
+    def _comma_list(cls, v: Any) -> Any:
+        """`DISCORD_GUILD_IDS=123,456` (commas or spaces), as operators write lists."""
+        if isinstance(v, str):
+            return tuple(part for part in re.split(r"[\s,]+", v.strip()) if part)
         return v
 
     @field_validator(*_MONEY_CAPS, *_COUNT_CAPS, mode="before")

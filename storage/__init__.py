@@ -29,9 +29,12 @@ from storage.models import (
     NewJob,
     Refusal,
     Reservation,
+    SavedLora,
     Scopes,
+    StoredImage,
 )
 from storage.periods import format_usd
+from storage.servers import ServerStore
 
 __all__ = [
     "ACTIVE",
@@ -56,8 +59,11 @@ __all__ = [
     "QuotaExceeded",
     "Refusal",
     "Reservation",
+    "SavedLora",
     "Scopes",
+    "ServerStore",
     "StorageError",
+    "StoredImage",
     "UnknownJob",
     "UnknownReservation",
     "format_usd",

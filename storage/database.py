@@ -12,10 +12,12 @@ from storage.jobs import JobStore
 from storage.ledger import Ledger
 from storage.migrate import migrate as run_migrations
 from storage.models import LimitDefaults
+from storage.servers import ServerStore
 
 
 class Database:
-    """The ledger and the job store over one backend. Close it (or use `async with`)."""
+    """The ledger, the job store and the chat servers' settings over one backend. Close it
+    (or use `async with`)."""
 
     def __init__(
         self, backend: Backend, defaults: LimitDefaults, clock: Callable[[], float]
@@ -24,6 +26,7 @@ class Database:
         self.backend: Literal["sqlite", "postgres"] = backend.name
         self.ledger = Ledger(backend, defaults, clock)
         self.jobs = JobStore(backend, self.ledger, clock)
+        self.servers = ServerStore(backend, clock)
 
     @property
     def raw(self) -> Backend:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -26,6 +26,7 @@ from storage.models import (
     NewJob,
     Refusal,
     Scopes,
+    StoredImage,
 )
 
 _JSON_FIELDS = frozenset({"params", "sink", "meta"})
@@ -47,6 +48,10 @@ _INSERT_JOB = (
     f"INSERT INTO jobs ({', '.join(_NEW_COLUMNS)}, status, ledger_key, created_at, updated_at)"  # noqa: S608
     f" VALUES ({placeholders(1, len(_NEW_COLUMNS) + 4)})"
     " ON CONFLICT (platform, event_id) DO NOTHING RETURNING *"
+)
+_INSERT_INPUT = (
+    "INSERT INTO job_inputs (job_id, slot, data, content_type, filename, width, height,"
+    " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 )
 _EVENT = (
     "INSERT INTO job_events (job_id, at, from_status, to_status, note) VALUES ($1, $2, $3, $4, $5)"
@@ -89,9 +94,15 @@ class JobStore:
         self._clock = clock
 
     async def create_reserved(
-        self, new: NewJob, scopes: Scopes, *, ledger_key: str
+        self,
+        new: NewJob,
+        scopes: Scopes,
+        *,
+        ledger_key: str,
+        inputs: Mapping[str, StoredImage] | None = None,
     ) -> CreateResult:
-        """Reserve the job's cost and record the job, atomically; a repeated event is a no-op."""
+        """Reserve the job's cost and record the job with its prepared input images
+        (`inputs` by slot: 'image', 'last_image'), atomically; a repeated event is a no-op."""
         if scopes.user_id != new.user_id or scopes.server_id != new.server_id:
             raise ValueError("scopes must name the job's own user and server")
         now = self._clock()
@@ -118,6 +129,8 @@ class JobStore:
                 # keep the recorded refusal, drop the job: it never existed for anyone else
                 await tx.execute("DELETE FROM jobs WHERE id = $1", new.id)
                 return outcome
+            for slot, image in (inputs or {}).items():
+                await tx.execute(_INSERT_INPUT, new.id, slot, *_input_values(image), now)
             await tx.execute(_EVENT, new.id, now, None, JobStatus.RESERVED.value, "reserved")
             return CreateResult(Job.from_row(row), created=True)
 
@@ -130,6 +143,32 @@ class JobStore:
         if isinstance(result, Refusal):
             raise QuotaExceeded(result)
         return result
+
+    async def get_input(self, job_id: str, slot: str = "image") -> StoredImage | None:
+        """A job's prepared input image (None once purged, or for a job that had none)."""
+        row = await self._db.read(
+            lambda tx: tx.fetchrow(
+                "SELECT * FROM job_inputs WHERE job_id = $1 AND slot = $2", job_id, slot
+            )
+        )
+        if row is None:
+            return None
+        return StoredImage(
+            data=bytes(row["data"]),
+            content_type=row["content_type"],
+            filename=row["filename"],
+            width=int(row["width"]),
+            height=int(row["height"]),
+        )
+
+    async def purge_inputs(self, *, older_than: float) -> int:
+        """Drop input images stored before `older_than` (retention); how many went."""
+        rows = await self._db.write(
+            lambda tx: tx.fetch(
+                "DELETE FROM job_inputs WHERE created_at < $1 RETURNING job_id", float(older_than)
+            )
+        )
+        return len(rows)
 
     async def get(self, job_id: str) -> Job | None:
         row = await self._db.read(
@@ -353,6 +392,10 @@ class JobStore:
             lambda tx: tx.fetch("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
         )
         return {r["status"]: int(r["n"]) for r in rows}
+
+
+def _input_values(image: StoredImage) -> tuple[bytes, str, str, int, int]:
+    return (bytes(image.data), image.content_type, image.filename, image.width, image.height)
 
 
 def _is_unique_violation(exc: Exception) -> bool:

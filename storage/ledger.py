@@ -318,7 +318,8 @@ class Ledger:
         """
         _check_reserve_args(key, scopes, amount)
         d = self._defaults
-        defaults = [getattr(lim, f) for lim in (d.user, d.server, d.global_) for f in LIMIT_FIELDS]
+        user = d.user if scopes.user_defaults is None else scopes.user_defaults
+        defaults = [getattr(lim, f) for lim in (user, d.server, d.global_) for f in LIMIT_FIELDS]
         try:
             await self._db.write_one(
                 _RESERVE_FAST_PG, key, amount, scopes.user_id, scopes.server_id, model, note,
@@ -551,6 +552,8 @@ class Ledger:
         out: dict[str, Limits] = {}
         for kind in _SCOPE_KINDS:
             base = self._defaults.for_kind(kind)
+            if kind == "user" and scopes.user_defaults is not None:
+                base = scopes.user_defaults
             out[kind] = Limits(**{f: changes[kind].get(f, getattr(base, f)) for f in LIMIT_FIELDS})
         return out
 

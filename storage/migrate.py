@@ -4,7 +4,7 @@ Why not yoyo or alembic: both need a second, synchronous PostgreSQL driver (psyc
 SQLAlchemy next to asyncpg, and a second way to reach SQLite; the whole job here is a loop
 over a handful of SQL files inside one transaction, so we keep one driver per backend.
 
-The few dialect differences are tokens in the SQL files (`{{id_pk}}`). Several processes
+The few dialect differences are tokens in the SQL files (`{{id_pk}}`, `{{blob}}`). Several processes
 starting at once migrate exactly once: PostgreSQL takes a transaction-scoped advisory lock,
 SQLite runs the whole migration under BEGIN IMMEDIATE (one writer per file).
 """
@@ -19,8 +19,8 @@ from importlib import resources
 from storage.backend import Backend, Tx
 
 _TOKENS: dict[str, dict[str, str]] = {
-    "sqlite": {"id_pk": "INTEGER PRIMARY KEY AUTOINCREMENT"},
-    "postgres": {"id_pk": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"},
+    "sqlite": {"id_pk": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB"},
+    "postgres": {"id_pk": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "blob": "BYTEA"},
 }
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _ADVISORY_KEY = 0x616E696D  # "anim"

@@ -16,11 +16,26 @@ GLOBAL_ID = "*"
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Caps for one scope; None means no cap."""
+
+    daily_micros: int | None = None
+    monthly_micros: int | None = None
+    concurrent_jobs: int | None = None
+    jobs_per_hour: int | None = None
+
+
+@dataclass(frozen=True)
 class Scopes:
-    """Who a reservation counts against. The global scope always applies."""
+    """Who a reservation counts against. The global scope always applies.
+
+    `user_defaults` replaces the operator's default user caps for this person (a Discord
+    member's caps from their roles); the person's own overrides still win over it.
+    """
 
     user_id: str
     server_id: str | None = None
+    user_defaults: Limits | None = None
 
     def chain(self) -> list[tuple[ScopeKind, str]]:
         """Scopes in the fixed lock order: user, server, global (the hottest row last)."""
@@ -29,16 +44,6 @@ class Scopes:
             out.append(("server", self.server_id))
         out.append(("global", GLOBAL_ID))
         return out
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Caps for one scope; None means no cap."""
-
-    daily_micros: int | None = None
-    monthly_micros: int | None = None
-    concurrent_jobs: int | None = None
-    jobs_per_hour: int | None = None
 
 
 LIMIT_FIELDS: tuple[str, ...] = (
@@ -303,6 +308,28 @@ class JobEvent:
     from_status: JobStatus | None
     to_status: JobStatus
     note: str
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """A job's prepared input image as kept in the database (already validated and cleaned)."""
+
+    data: bytes
+    content_type: str
+    filename: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class SavedLora:
+    """A server's name for a LoRA URL, with the strength used when none is given."""
+
+    server_id: str
+    name: str
+    url: str
+    scale: float
+    created_by: str
 
 
 @dataclass(frozen=True)
