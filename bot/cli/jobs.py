@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
-import signal
 import sys
 import uuid
 from pathlib import Path
@@ -330,19 +328,19 @@ async def _job(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from bot.app import open_app
+    from bot.app import App, open_app
+    from bot.cli.processes import announce, default_sinks, run_services
 
     settings = Settings()
-    async with open_app(settings) as app:
-        if args.once:
+    if args.once:
+        async with open_app(settings, sinks=default_sinks(settings)) as app:
             count = await app.runner.run_once()
-            print(f"handled {count} due job(s)")
-            return 0
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        print(f"runner {app.runner.owner} following jobs; Ctrl-C to stop", flush=True)
-        await app.runner.run(stop)
+        print(f"handled {count} due job(s)")
+        return 0
+
+    async def ready(app: App, stop: asyncio.Event) -> None:
+        announce(f"runner {app.runner.owner} following jobs; Ctrl-C to stop")
+        await stop.wait()
+
+    await run_services(settings, {"announce": ready}, runner=True)
     return 0

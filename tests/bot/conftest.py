@@ -57,6 +57,8 @@ def env_for(settings: Settings) -> dict[str, str]:
             env[name.upper()] = json.dumps(value)
         elif hasattr(value, "get_secret_value"):
             env[name.upper()] = value.get_secret_value()
+        elif isinstance(value, tuple):
+            env[name.upper()] = ",".join(str(v) for v in value)
         elif isinstance(value, Decimal):
             env[name.upper()] = str(value)
         else:

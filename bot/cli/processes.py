@@ -1,0 +1,86 @@
+"""The long-running processes of the Procfile (`run`, `web`, `discord`, `slack`) and `serve`.
+
+They share one way to start and stop: open the `App`, run the job runner unless the operator
+moved it to a `worker` process (`RUN_WORKER=false`), run each front door as a service until
+SIGINT/SIGTERM or until one of them fails, then stop them all. The runner finishes the job
+steps in flight and gives their leases back, so another process takes over at once instead of
+waiting for a lease to lapse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+
+from bot.app import App, open_app
+from bot.config import Settings
+from bot.sinks import FileSink, SinkRegistry
+
+log = logging.getLogger(__name__)
+
+# A front door or other long-running part: runs until `stop` is set, then returns.
+Service = Callable[[App, asyncio.Event], Awaitable[None]]
+
+
+def say_to_stdout(line: str) -> None:
+    print(line, flush=True)
+
+
+def default_sinks(settings: Settings, say: Callable[[str], None] = say_to_stdout) -> SinkRegistry:
+    """Every sink this process can deliver through, chosen from settings alone, so that any
+    process running the job runner delivers any job whose platform token it has: the file
+    sink (CLI jobs, written to the folder the job names), and each chat platform whose
+    token is set."""
+    return SinkRegistry({"file": FileSink(say)})
+
+
+async def run_services(
+    settings: Settings,
+    services: Mapping[str, Service],
+    *,
+    runner: bool | None = None,
+    sinks: SinkRegistry | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run `services` (and the job runner when `runner`, default `settings.run_worker`)
+    until `stop` is set, a signal arrives, or one of them fails (then the others are
+    stopped and the failure re-raised)."""
+    stop = stop or asyncio.Event()
+    with_runner = settings.run_worker if runner is None else runner
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    failure: BaseException | None = None
+    async with open_app(settings, sinks=sinks or default_sinks(settings)) as app:
+        coros = {name: service(app, stop) for name, service in services.items()}
+        if with_runner:
+            coros["runner"] = app.runner.run(stop)
+        tasks = {asyncio.create_task(c, name=name): name for name, c in coros.items()}
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            # the first thing to end - a signal, or a part that returned or failed - ends all
+            await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.set()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            stopper.cancel()
+        for name, result in zip(tasks.values(), results, strict=True):
+            if isinstance(result, Exception):
+                log.error("%s stopped with an error: %s", name, result)
+                failure = failure or result
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(sig)
+    if failure is not None:
+        raise failure
+
+
+def announce(line: str) -> None:
+    """A readiness line on stdout (tests and operators wait for it)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
