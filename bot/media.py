@@ -14,9 +14,10 @@ from bot.images import PreparedImage
 
 
 class MediaHost(Protocol):
-    """Gives the provider a URL for an image we already validated."""
+    """Gives the provider a URL for an image we already validated. `slot` is 'image' or
+    'last_image': the same names under which the job keeps its inputs (`job_inputs`)."""
 
-    async def host(self, image: PreparedImage, *, job_id: str) -> str: ...
+    async def host(self, image: PreparedImage, *, job_id: str, slot: str = "image") -> str: ...
 
 
 class WaveSpeedUploads:
@@ -25,10 +26,10 @@ class WaveSpeedUploads:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    async def host(self, image: PreparedImage, *, job_id: str) -> str:
-        media = await self.client.upload(
-            image.data, filename=f"{job_id}-{image.filename}", content_type=image.content_type
-        )
+    async def host(self, image: PreparedImage, *, job_id: str, slot: str = "image") -> str:
+        prefix = job_id if slot == "image" else f"{job_id}-{slot}"
+        name = f"{prefix}-{image.filename}"
+        media = await self.client.upload(image.data, filename=name, content_type=image.content_type)
         return str(media.url)
 
 

@@ -97,7 +97,11 @@ class Submitter:
             raise RequestRefused(NO_MEDIA_HOST)
         try:
             image_url = await host.host(image, job_id=job.id)
-            last_url = await host.host(last_image, job_id=f"{job.id}-last") if last_image else None
+            last_url = (
+                await host.host(last_image, job_id=job.id, slot="last_image")
+                if last_image
+                else None
+            )
         except ProviderError as exc:
             log.warning("job %s: image upload failed: %s", job.id, exc)
             msg = "Could not hand the image to the provider; please try again."
