@@ -14,7 +14,8 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from bot.app import App, open_app
 from bot.config import Settings
@@ -28,6 +29,23 @@ Service = Callable[[App, asyncio.Event], Awaitable[None]]
 
 def say_to_stdout(line: str) -> None:
     print(line, flush=True)
+
+
+# Routes a front door adds to the bot's one HTTP endpoint (Slack's /slack/events in HTTP
+# mode), built once the App exists: aiohttp route definitions (`web.post(path, handler)`).
+RouteFactory = Callable[[App], Sequence[Any]]
+
+
+def chat_services(settings: Settings) -> dict[str, Service]:
+    """The chat front doors whose tokens are set, as services for `serve`: the Discord
+    gateway client; Slack in Socket Mode. Each front door adds itself here."""
+    return {}
+
+
+def chat_routes(settings: Settings) -> list[RouteFactory]:
+    """HTTP routes of the chat front doors, mounted on the web endpoint by `serve` (Slack in
+    HTTP mode). Each front door adds itself here."""
+    return []
 
 
 def default_sinks(settings: Settings, say: Callable[[str], None] = say_to_stdout) -> SinkRegistry:
