@@ -121,6 +121,8 @@ async def open_app(
         )
         service = AnimateService(
             jobs=db.jobs,
+            servers=db.servers,
+            user_limits=db.ledger.defaults.user,
             prices=PriceTable.with_overrides(settings.price_overrides),
             submitter=submitter,
             sinks=sinks,

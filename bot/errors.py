@@ -2,9 +2,10 @@
 
 BotError
  ├── RequestRefused          bad input: nothing was charged (CLI exit 2)
- │    └── QuotaRefused       a cap has no room: says which, what is left, when it resets
- ├── ModelDisabled           the operator has not enabled this model (no key or no price)
- └── NotAllowed              e.g. cancelling someone else's job
+ │    ├── QuotaRefused       a cap has no room: says which, what is left, when it resets
+ │    ├── ModelDisabled      the operator has not enabled this model (no key or no price)
+ │    ├── Paused             /animate is paused on this server by its moderators
+ │    └── NotAllowed         e.g. cancelling someone else's job
 """
 
 from __future__ import annotations
@@ -23,9 +24,14 @@ class BotError(Exception):
 
 
 class RequestRefused(BotError):
-    """The request was invalid or refused before any money moved."""
+    """The request was invalid or refused before any money moved. `fields` names the
+    options the sentences are about ("image", "duration", "loras" ...), for forms."""
 
     exit_code = 2
+
+    def __init__(self, user_message: str, *, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(user_message)
+        self.fields: dict[str, list[str]] = dict(fields or {})
 
 
 class QuotaRefused(RequestRefused):
@@ -42,3 +48,7 @@ class ModelDisabled(RequestRefused):
 
 class NotAllowed(RequestRefused):
     """The person may not do this to this job."""
+
+
+class Paused(RequestRefused):
+    """The server's moderators paused /animate there."""

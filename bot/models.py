@@ -51,6 +51,9 @@ class AnimateRequest(BaseModel):
     model: str
     options: dict[str, Any] = Field(default_factory=dict)  # duration, resolution, loras, seed...
     sink: dict[str, Any] = Field(default_factory=dict)  # how to deliver, e.g. {"kind": "file"}
+    # the member's roles (Discord): their default caps come from the server's role caps
+    role_ids: tuple[str, ...] = ()
+    meta: dict[str, Any] = Field(default_factory=dict)  # kept with the job, for its front door
 
 
 def qualify(platform: str, raw_id: str) -> str:

@@ -20,7 +20,6 @@ from typing import Any
 
 from bot import messages
 from bot.errors import BotError
-from bot.models import ImageSource
 from bot.schedule import SLOW_POLL_INTERVAL_S, error_backoff, next_poll_delay
 from bot.sinks import Clip, Progress, SinkRegistry
 from bot.submitter import Submitter
@@ -197,9 +196,8 @@ class JobRunner:
             if job.submit_started_at is not None and job.provider_task_id is None:
                 await self.submitter.outcome_unknown(job)
                 return NEVER
-            source = ImageSource(**job.meta.get("image_source", {"url": job.image_ref}))
             try:
-                job = await self.submitter.submit(job, source)
+                job = await self.submitter.submit(job)
             except BotError:
                 return NEVER
             return Next(job.next_check_at) if job.status in ACTIVE else NEVER

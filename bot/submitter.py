@@ -12,6 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bot import messages
@@ -34,9 +35,37 @@ from providers.errors import (
     RequestNotSent,
     UnexpectedResponse,
 )
-from storage import Job, JobStatus, JobStore
+from providers.params import AnimateParams
+from storage import Job, JobStatus, JobStore, StoredImage
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """A job's prepared images: the picture to animate and, for models that take one, the
+    picture the clip should end on."""
+
+    image: PreparedImage
+    last_image: PreparedImage | None = None
+
+    def stored(self) -> dict[str, StoredImage]:
+        out = {"image": to_stored(self.image)}
+        if self.last_image is not None:
+            out["last_image"] = to_stored(self.last_image)
+        return out
+
+
+def to_stored(image: PreparedImage) -> StoredImage:
+    return StoredImage(image.data, image.content_type, image.filename, image.width, image.height)
+
+
+def from_stored(image: StoredImage) -> PreparedImage:
+    fmt = "JPEG" if image.content_type == "image/jpeg" else "PNG"
+    return PreparedImage(
+        data=image.data, content_type=image.content_type, filename=image.filename,
+        width=image.width, height=image.height, source_format=fmt, converted=False,
+    )  # fmt: skip
 
 
 def stored_params(job: Job) -> dict[str, Any]:
@@ -72,24 +101,44 @@ class Submitter:
         self.clock = clock
         self.webhook_url = webhook_url or (lambda job: None)
 
-    async def submit(self, job: Job, source: ImageSource) -> Job:
-        """Run the job's submission; returns the job as it now stands.
+    async def load_inputs(self, source: ImageSource, params: AnimateParams) -> Inputs:
+        """Read, check and prepare the person's image (and the model's last image, when
+        asked for) before any money moves; raises ImageRejected with a sentence for them."""
+        image = await self._load(source)
+        last_ref = getattr(params, "last_image", None)
+        last_image = await self._load(ImageSource(url=str(last_ref))) if last_ref else None
+        return Inputs(image, last_image)
 
-        Raises `RequestRefused` when the user's input was at fault (after voiding the hold).
+    async def stored_inputs(self, job: Job) -> Inputs | None:
+        """The inputs kept with the job (None once purged). Jobs reserved before inputs were
+        kept in the database still name their source in `meta.image_source`."""
+        stored = await self.jobs.get_input(job.id)
+        if stored is not None:
+            last = await self.jobs.get_input(job.id, "last_image")
+            return Inputs(from_stored(stored), from_stored(last) if last else None)
+        legacy = job.meta.get("image_source")
+        if not legacy:
+            return None
+        params = get_model(job.model).validate(stored_params(job))
+        return await self.load_inputs(ImageSource(**legacy), params)
+
+    async def submit(self, job: Job, inputs: Inputs | None = None) -> Job:
+        """Run the job's submission; returns the job as it now stands. `inputs`: the images
+        the service just prepared; None = the ones kept with the job (a runner taking over).
         """
         if job.cancel_requested:
             return await self.fail(job, messages.cancelled_before_submit(), JobStatus.CANCELLED)
         spec = get_model(job.model)
         params = spec.validate(stored_params(job))
-        try:
-            image = await self._load(source)
-            last_image = None
-            last_ref = getattr(params, "last_image", None)
-            if last_ref:
-                last_image = await self._load(ImageSource(url=str(last_ref)))
-        except ImageRejected as exc:
-            await self.fail(job, messages.rejected_before_submit(str(exc)))
-            raise RequestRefused(messages.rejected_before_submit(str(exc))) from exc
+        if inputs is None:
+            try:
+                inputs = await self.stored_inputs(job)
+            except ImageRejected as exc:
+                return await self.fail(job, messages.rejected_before_submit(str(exc)))
+            if inputs is None:
+                msg = "The image of this clip is no longer kept, so it cannot be submitted."
+                return await self.fail(job, messages.rejected_before_submit(msg))
+        image, last_image = inputs.image, inputs.last_image
 
         host = self.media_host(job.provider)
         if host is None:

@@ -132,32 +132,37 @@ class ModelSpec:
         """Loose input (chat, CLI, stored JSON) -> typed params; raises InvalidParameters."""
         if not isinstance(raw, Mapping):
             raise InvalidParameters("parameters must be a mapping of option names to values")
-        problems: list[str] = []
+        by_field: dict[str, list[str]] = {}
+
+        def on(name: str) -> list[str]:
+            return by_field.setdefault(name, [])
+
         given = {str(k): v for k, v in raw.items() if v is not None}
         values: dict[str, Any] = {"model": self.id}
-        values["prompt"] = self._prompt(given.get("prompt"), problems)
-        values["duration"] = self._duration(given.get("duration"), problems)
+        values["prompt"] = self._prompt(given.get("prompt"), on("prompt"))
+        values["duration"] = self._duration(given.get("duration"), on("duration"))
         if self.resolutions:
-            values["resolution"] = self._resolution(given.get("resolution"), problems)
+            values["resolution"] = self._resolution(given.get("resolution"), on("resolution"))
         if self.seed_max is not None and "seed" in given:
-            values["seed"] = self._seed(given["seed"], problems)
+            values["seed"] = self._seed(given["seed"], on("seed"))
         if self.presets and "preset" in given:
-            values["preset"] = self._preset(given["preset"], problems)
+            values["preset"] = self._preset(given["preset"], on("preset"))
         for rule in self.lora_rules:
             if rule.field in given:
-                values[rule.field] = self._loras(rule, given[rule.field], problems)
+                values[rule.field] = self._loras(rule, given[rule.field], on(rule.field))
         for name in self.texts:
             if name in given:
-                values[name] = self._text_option(name, given[name], problems)
+                values[name] = self._text_option(name, given[name], on(name))
         for number in self.numbers:
             if number.field in given:
-                values[number.field] = self._number(number, given[number.field], problems)
+                values[number.field] = self._number(number, given[number.field], on(number.field))
         for flag in self.flags:
             if flag in given:
-                values[flag] = as_bool(flag.replace("_", " "), given[flag], problems)
-        self._check_fields(given, problems)
+                values[flag] = as_bool(flag.replace("_", " "), given[flag], on(flag))
+        self._check_fields(given, by_field)
+        problems = [p for found in by_field.values() for p in found]
         if problems:
-            raise InvalidParameters(problems)
+            raise InvalidParameters(problems, fields=by_field)
         try:
             return self.params_cls(**{k: v for k, v in values.items() if v is not None})
         except ValidationError as exc:  # the checks above should make this unreachable
@@ -167,11 +172,12 @@ class ModelSpec:
 
     # --- field checks, each appending sentences to `problems` ---
 
-    def _check_fields(self, given: Mapping[str, Any], problems: list[str]) -> None:
+    def _check_fields(self, given: Mapping[str, Any], by_field: dict[str, list[str]]) -> None:
         allowed = set(self.fields)
         for name in given:
             if name in allowed:
                 continue
+            problems = by_field.setdefault(name, [])
             if name == "model":
                 if given[name] != self.id:
                     problems.append(f"these options are for {self.id}, not {given[name]!r}")

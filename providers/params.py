@@ -28,10 +28,14 @@ URL_MAX_CHARS: Final = 2048
 
 
 class InvalidParameters(ValueError):
-    """Raised before any money moves. `problems` are sentences a person understands."""
+    """Raised before any money moves. `problems` are sentences a person understands;
+    `fields` groups them by the option they are about (a form shows each by its field)."""
 
-    def __init__(self, problems: list[str] | str) -> None:
+    def __init__(
+        self, problems: list[str] | str, *, fields: Mapping[str, list[str]] | None = None
+    ) -> None:
         self.problems: list[str] = [problems] if isinstance(problems, str) else list(problems)
+        self.fields: dict[str, list[str]] = {k: list(v) for k, v in (fields or {}).items() if v}
         super().__init__("; ".join(self.problems))
 
 

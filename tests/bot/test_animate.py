@@ -192,7 +192,7 @@ async def test_too_long_prompt_is_refused(app: App, png_file: Path) -> None:
         ("tiny", "at least 128 pixels"),
     ],
 )
-async def test_bad_images_are_refused_and_cost_nothing(
+async def test_bad_images_are_refused_before_any_reservation(
     app: App, simulator: Simulator, tmp_path: Path, content: Any, expected: str
 ) -> None:
     from tests.fixtures_sim import make_png
@@ -202,10 +202,10 @@ async def test_bad_images_are_refused_and_cost_nothing(
     with pytest.raises(RequestRefused) as caught:
         await app.service.animate(request(path))
     assert expected.lower() in caught.value.user_message.lower()
-    assert "not charged" in caught.value.user_message
-    (job,) = await app.db.jobs.list()
-    assert job.status is JobStatus.FAILED
-    assert (await app.db.ledger.get(job.ledger_key)).status == "voided"  # type: ignore[union-attr]
+    assert caught.value.fields == {"image": [caught.value.user_message]}
+    # read and refused before any reservation: no job, no hold, no ledger row, no counter
+    assert await app.db.jobs.list() == []
+    assert await app.db.ledger.entries() == []
     assert await used(app) == 0
     assert simulator.tasks == {}
 

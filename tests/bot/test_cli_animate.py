@@ -139,3 +139,17 @@ async def test_operator_resolves_an_unknown_outcome(
     assert after["held_micros"] == 0 and after["charged_micros"] == 0
     code, _, err = await cli("job", result["job_id"], "--resolve", "settle")
     assert code == 2 and "no unresolved hold" in err
+
+
+async def test_cli_event_id_reused_for_another_request_exits_2(cli: Any, png_file: Path) -> None:
+    base = ("animate", str(png_file), "--prompt", "p", "--user", "alice", "--no-wait")
+    code, _, err = await cli(*base, "--event-id", "E1", "--duration", "5")
+    assert code == 0, err
+    code, _, err = await cli(*base, "--event-id", "E1", "--duration", "10")
+    assert code == 2
+    assert err.strip() == (
+        "error: Event id E1 was already used for a different request (another image, options"
+        " or person); nothing was reserved. Use a new event id."
+    )
+    code, out, err = await cli(*base, "--event-id", "E1", "--duration", "5")
+    assert code == 0 and "already handled" in out, err
