@@ -45,10 +45,12 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Submission:
     """What the service did with a request: the job as it stands, and whether it is a
-    repeat of an event we had already seen (nothing new was reserved)."""
+    repeat of an event we had already seen (nothing new was reserved). After `reserve`,
+    `inputs` are the prepared images `submit` hands to the provider."""
 
     job: Job
     duplicate: bool = False
+    inputs: Inputs | None = None
 
 
 class AnimateService:
@@ -136,10 +138,21 @@ class AnimateService:
         return self.check(model, prompt, resolved)
 
     async def animate(self, req: AnimateRequest, *, inputs: Inputs | None = None) -> Submission:
-        """Validate, read the image, reserve, submit. Nothing is reserved until the request
+        """Validate, read the image, reserve, submit (`reserve` then `submit`)."""
+        reserved = await self.reserve(req, inputs=inputs)
+        if reserved.duplicate:
+            return reserved
+        return await self.submit(reserved)
+
+    async def reserve(self, req: AnimateRequest, *, inputs: Inputs | None = None) -> Submission:
+        """Validate, read the image, hold the price. Nothing is reserved until the request
         and its image passed every check. A repeated event returns the first job and reserves
         nothing; the same event id with another request is refused. `inputs`: images already
-        prepared (a re-roll reuses the first job's)."""
+        prepared (a re-roll reuses the first job's).
+
+        The caller holds the job's lease until `submit` (a chat front door posts the reply
+        and opens the thread in between); if it dies, a runner submits the job when the
+        lease lapses."""
         server_id = qualify(req.platform, req.server_id) if req.server_id else None
         options = await self.resolve_options(server_id, req.model, req.options)
         spec, params, quote = self.check(req.model, req.prompt, options)
@@ -198,18 +211,47 @@ class AnimateService:
         if not created.created:
             return _repeat(job, fingerprint, req.event_id)
         await self.sinks.for_job(job).progress(job, Progress("queued"))
+        return Submission(job, inputs=inputs)
+
+    async def submit(self, reserved: Submission) -> Submission:
+        """Hand a job `reserve` just made to the provider, then give the lease to the runner."""
+        job = await self.jobs.get(reserved.job.id) or reserved.job
         try:
-            job = await self.submitter.submit(job, inputs)
+            job = await self.submitter.submit(job, reserved.inputs)
         finally:
             await self.jobs.release(job.id, self.owner, next_check_at=_next_check(job))
             self.wake_runner()
         return Submission(job)
 
     async def animate_again(self, job_id: str, req: AnimateRequest, *, reroll: bool) -> Submission:
-        """A new clip from a finished job's image and options, charged anew: a re-roll (a new
+        """A new clip from an earlier job's image and options, charged anew: a re-roll (a new
         seed) or a retry after a failure (the same seed). `req` says who asks, where, and the
         event (button press) that makes this idempotent; its image, prompt and model are
-        ignored."""
+        ignored. Only the person who started the first clip may (it is their charge)."""
+        reserved = await self.reserve_again(job_id, req, reroll=reroll)
+        if reserved.duplicate:
+            return reserved
+        return await self.submit(reserved)
+
+    async def reserve_again(
+        self, job_id: str, req: AnimateRequest, *, reroll: bool
+    ) -> Submission:
+        """`animate_again`, reserved only (see `reserve`); `submit` it after."""
+        again, inputs = await self._again(job_id, req, reroll=reroll)
+        return await self.reserve(again, inputs=inputs)
+
+    async def quote_again(self, job_id: str, req: AnimateRequest, *, reroll: bool) -> Quote:
+        """What `animate_again` would charge, to show before anyone presses Confirm."""
+        again, _ = await self._again(job_id, req, reroll=reroll)
+        server_id = qualify(again.platform, again.server_id) if again.server_id else None
+        _, _, quote = await self.quote(
+            model=again.model, prompt=again.prompt, options=again.options, server_id=server_id
+        )
+        return quote
+
+    async def _again(
+        self, job_id: str, req: AnimateRequest, *, reroll: bool
+    ) -> tuple[AnimateRequest, Inputs]:
         old = await self.jobs.get(job_id)
         if old is None:
             raise RequestRefused(f"There is no job {job_id}.")
@@ -235,7 +277,7 @@ class AnimateService:
                 "meta": {**req.meta, "again_of": old.id, "reroll": reroll},
             }
         )
-        return await self.animate(again, inputs=inputs)
+        return again, inputs
 
     async def cancel(
         self, job_id: str, *, by_user: str | None = None, moderator: bool = False
