@@ -121,6 +121,7 @@ async def open_app(
         )
         service = AnimateService(
             jobs=db.jobs,
+            ledger=db.ledger,
             servers=db.servers,
             user_limits=db.ledger.defaults.user,
             prices=PriceTable.with_overrides(settings.price_overrides),

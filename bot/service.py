@@ -31,6 +31,7 @@ from storage import (
     Job,
     JobStatus,
     JobStore,
+    Ledger,
     Limits,
     NewJob,
     QuotaExceeded,
@@ -58,6 +59,7 @@ class AnimateService:
         self,
         *,
         jobs: JobStore,
+        ledger: Ledger,
         servers: ServerStore,
         prices: PriceTable,
         submitter: Submitter,
@@ -71,6 +73,7 @@ class AnimateService:
         wake_runner: Callable[[], None] = lambda: None,
     ) -> None:
         self.jobs = jobs
+        self.ledger = ledger
         self.servers = servers
         self.prices = prices
         self.submitter = submitter
@@ -111,23 +114,23 @@ class AnimateService:
     async def resolve_options(
         self, server_id: str | None, model: str, options: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """The server's saved LoRAs by name: for models that take LoRA URLs, an entry whose
-        path is a saved name becomes that URL (with the saved strength when none is given)."""
+        """LoRA entries as chat people type them: for models that take LoRA URLs, a saved
+        name of the server becomes its URL (and strength, when none is given); a strength
+        still missing is 1.0."""
         out = dict(options)
-        if server_id is None:
-            return out
         try:
             spec = get_model(model)
         except InvalidParameters:
             return out  # check() says what is wrong with the model
         url_rules = [r.field for r in spec.lora_rules if r.keys is None]
-        if not any(out.get(f) for f in url_rules):
-            return out
-        saved = {lora.name: lora for lora in await self.servers.loras(server_id)}
-        if saved:
+        if server_id is not None and any(out.get(f) for f in url_rules):
+            saved = {lora.name: lora for lora in await self.servers.loras(server_id)}
             for name in url_rules:
-                if out.get(name):
+                if out.get(name) and saved:
                     out[name] = resolve_saved_loras(out[name], saved)
+        for rule in spec.lora_rules:
+            if isinstance(out.get(rule.field), list | tuple):
+                out[rule.field] = [_default_scale(entry) for entry in out[rule.field]]
         return out
 
     async def quote(
@@ -363,6 +366,15 @@ def _repeat(job: Job, fingerprint: str, event_id: str) -> Submission:
     if recorded is not None and recorded != fingerprint:
         raise RequestRefused(reused_event(event_id))
     return Submission(job, duplicate=True)
+
+
+DEFAULT_LORA_SCALE = 1.0
+
+
+def _default_scale(entry: Any) -> Any:
+    if isinstance(entry, Mapping) and entry.get("scale") in (None, ""):
+        return {**entry, "scale": DEFAULT_LORA_SCALE}
+    return entry
 
 
 def resolve_saved_loras(value: Any, saved: Mapping[str, SavedLora]) -> Any:

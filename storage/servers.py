@@ -85,6 +85,28 @@ class ServerStore:
             for r in rows
         ]
 
+    # --- reports ---
+
+    async def spend_rows(
+        self, server_id: str, *, since: float, until: float
+    ) -> list[tuple[int, str, str, int, int]]:
+        """Settled spend of the server's clips reserved in [since, until), per UTC day,
+        member and model: (day start, user id, model, clips, micro-dollars), in that order."""
+        rows = await self._db.read(
+            lambda tx: tx.fetch(
+                "SELECT day_start, user_id, model, COUNT(*) AS clips,"
+                " SUM(settled_micros) AS spent FROM holds"
+                " WHERE server_id = $1 AND status = 'settled'"
+                " AND created_at >= $2 AND created_at < $3"
+                " GROUP BY day_start, user_id, model ORDER BY day_start, user_id, model",
+                server_id, float(since), float(until),
+            )
+        )
+        return [
+            (int(r["day_start"]), r["user_id"], r["model"], int(r["clips"]), int(r["spent"]))
+            for r in rows
+        ]
+
     # --- role caps ---
 
     async def set_role_limits(

@@ -14,6 +14,7 @@ import io
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -54,6 +55,14 @@ def make_png(width: int = 320, height: int = 240) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+@pytest.fixture
+def png_file(tmp_path: Path) -> Path:
+    """A 320x240 PNG on disk."""
+    path = tmp_path / "input.png"
+    path.write_bytes(make_png(320, 240))
+    return path
 
 
 @pytest.fixture(scope="session")

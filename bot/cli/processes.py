@@ -14,7 +14,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from bot.app import App, open_app
@@ -24,7 +24,7 @@ from bot.sinks import FileSink, SinkRegistry
 log = logging.getLogger(__name__)
 
 # A front door or other long-running part: runs until `stop` is set, then returns.
-Service = Callable[[App, asyncio.Event], Awaitable[None]]
+Service = Callable[[App, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 def say_to_stdout(line: str) -> None:
@@ -75,10 +75,14 @@ async def run_services(
             loop.add_signal_handler(sig, stop.set)
     failure: BaseException | None = None
     async with open_app(settings, sinks=sinks or default_sinks(settings)) as app:
-        coros = {name: service(app, stop) for name, service in services.items()}
+        coros: dict[str, Coroutine[Any, Any, None]] = {
+            name: service(app, stop) for name, service in services.items()
+        }
         if with_runner:
             coros["runner"] = app.runner.run(stop)
-        tasks = {asyncio.create_task(c, name=name): name for name, c in coros.items()}
+        tasks: dict[asyncio.Task[None], str] = {
+            asyncio.create_task(c, name=name): name for name, c in coros.items()
+        }
         stopper = asyncio.ensure_future(stop.wait())
         try:
             # the first thing to end - a signal, or a part that returned or failed - ends all

@@ -14,7 +14,7 @@ from bot.app import App, open_app
 from bot.config import Settings
 from bot.sinks import FileSink, SinkRegistry
 from providers.simulator import Simulator
-from tests.fixtures_sim import SIM_API_KEY, make_png
+from tests.fixtures_sim import SIM_API_KEY
 
 NO_CAPS: dict[str, Any] = {
     "user_daily_cap_usd": None,
@@ -87,13 +87,6 @@ class Said:
 
     def __call__(self, line: str) -> None:
         self.lines.append(line)
-
-
-@pytest.fixture
-def png_file(tmp_path: Path) -> Path:
-    path = tmp_path / "input.png"
-    path.write_bytes(make_png(320, 240))
-    return path
 
 
 @pytest.fixture
