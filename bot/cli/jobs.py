@@ -329,11 +329,12 @@ async def _job(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     from bot.app import App, open_app
-    from bot.cli.processes import announce, default_sinks, run_services
+    from bot.cli.processes import add_chat_sinks, announce, default_sinks, run_services
 
     settings = Settings()
     if args.once:
         async with open_app(settings, sinks=default_sinks(settings)) as app:
+            add_chat_sinks(app)
             count = await app.runner.run_once()
         print(f"handled {count} due job(s)")
         return 0

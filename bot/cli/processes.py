@@ -49,11 +49,16 @@ def chat_routes(settings: Settings) -> list[RouteFactory]:
 
 
 def default_sinks(settings: Settings, say: Callable[[str], None] = say_to_stdout) -> SinkRegistry:
-    """Every sink this process can deliver through, chosen from settings alone, so that any
-    process running the job runner delivers any job whose platform token it has: the file
-    sink (CLI jobs, written to the folder the job names), and each chat platform whose
-    token is set."""
+    """The sinks that need nothing but settings: the file sink (CLI jobs, written to the
+    folder the job names). Chat sinks are added by `add_chat_sinks` once the App exists."""
     return SinkRegistry({"file": FileSink(say)})
+
+
+def add_chat_sinks(app: App) -> None:
+    """Register a chat sink for each platform whose token is set, so that any process
+    running the job runner delivers any job of those platforms (through the bot token, never
+    through an object that lived in the process that took the command). Each front door
+    adds itself here."""
 
 
 async def run_services(
@@ -75,6 +80,7 @@ async def run_services(
             loop.add_signal_handler(sig, stop.set)
     failure: BaseException | None = None
     async with open_app(settings, sinks=sinks or default_sinks(settings)) as app:
+        add_chat_sinks(app)
         coros: dict[str, Coroutine[Any, Any, None]] = {
             name: service(app, stop) for name, service in services.items()
         }
