@@ -7,6 +7,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Literal
 
+from storage.app_secrets import AppSecrets
 from storage.backend import Backend, open_backend
 from storage.jobs import JobStore
 from storage.ledger import Ledger
@@ -27,6 +28,7 @@ class Database:
         self.ledger = Ledger(backend, defaults, clock)
         self.jobs = JobStore(backend, self.ledger, clock)
         self.servers = ServerStore(backend, clock)
+        self.secrets = AppSecrets(backend, clock)
 
     @property
     def raw(self) -> Backend:

@@ -28,6 +28,7 @@ from storage.models import (
     Scopes,
     StoredImage,
 )
+from storage.notify import NOTIFY_SQL
 
 _JSON_FIELDS = frozenset({"params", "sink", "meta"})
 # fields `update()` and `transition(**fields)` may change; status has its own path
@@ -313,8 +314,8 @@ class JobStore:
         # While leased, next_check_at is the lease's end: if the owner dies, that is when
         # the job falls due again, and next_due_at needs no look at leases.
         sql = (
-            "UPDATE jobs SET lease_owner = $1, lease_until = $2, next_check_at = $2"  # noqa: S608
-            " WHERE id IN ("
+            "UPDATE jobs SET lease_owner = $1, lease_until = $2, next_check_at = $2,"  # noqa: S608
+            " nudged_at = NULL WHERE id IN ("
             f" SELECT id FROM jobs WHERE status IN ({_ACTIVE_SQL})"
             " AND next_check_at <= $3 AND (lease_until IS NULL OR lease_until < $3)"
             f" ORDER BY next_check_at LIMIT $4{self._db.skip_locked}) RETURNING *"
@@ -364,18 +365,62 @@ class JobStore:
 
     async def release(
         self, job_id: str, owner: str, *, next_check_at: float | None, **fields: Any
-    ) -> None:
+    ) -> float | None:
         """Give the lease back, say when the job is next due (None = not due) and, in the
-        same statement, record `fields` (see UPDATABLE): one write per poll."""
+        same statement, record `fields` (see UPDATABLE): one write per poll.
+
+        A provider callback that arrived while the lease was held (`nudge`) makes the job due
+        now whatever `next_check_at` says. Returns when the job is next due."""
         sets, args = _set_clause(fields, 5) if fields else ("", [])
         sql = (
-            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_check_at = $3,"  # noqa: S608
-            " updated_at = $4"
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL,"  # noqa: S608
+            " next_check_at = CASE WHEN nudged_at IS NULL THEN CAST($3 AS DOUBLE PRECISION)"
+            " ELSE $4 END, nudged_at = NULL, updated_at = $4"
             + (f", {sets}" if sets else "")
-            + " WHERE id = $1 AND lease_owner = $2"
+            + " WHERE id = $1 AND lease_owner = $2 RETURNING next_check_at"
         )
         due = None if next_check_at is None else float(next_check_at)
-        await self._db.write(lambda tx: tx.execute(sql, job_id, owner, due, self._clock(), *args))
+        rows = await self._db.write(
+            lambda tx: tx.fetch(sql, job_id, owner, due, self._clock(), *args)
+        )
+        if not rows:
+            return due
+        value = rows[0]["next_check_at"]
+        return None if value is None else float(value)
+
+    async def nudge(self, job_id: str, *, max_callbacks: int) -> bool:
+        """A provider called back about this job: make it due now (or, while a runner or a
+        submit holds its lease, as soon as the lease is released) and wake the runners of
+        every process (PostgreSQL NOTIFY, sent on commit). False when the job is not active
+        or has already honoured `max_callbacks` callbacks (duplicates cost nothing)."""
+        now = self._clock()
+        update = (
+            "UPDATE jobs SET nudged_at = $2, callbacks = callbacks + 1, updated_at = $2,"  # noqa: S608
+            " next_check_at = CASE WHEN lease_until IS NULL OR lease_until < $2 THEN $2"
+            " ELSE next_check_at END"
+            f" WHERE id = $1 AND status IN ({_ACTIVE_SQL}) AND callbacks < $3 RETURNING id"
+        )
+
+        async def run(tx: Tx) -> bool:
+            row = await tx.fetchrow(update, job_id, now, int(max_callbacks))
+            if row is not None and self._db.name == "postgres":
+                await tx.execute(NOTIFY_SQL, job_id)
+            return row is not None
+
+        return await self._db.write(run)
+
+    async def put_input(self, job_id: str, slot: str, image: StoredImage) -> None:
+        """Keep a job's prepared input image unless one is already kept for that slot."""
+        now = self._clock()
+        await self._db.write(
+            lambda tx: tx.execute(
+                _INSERT_INPUT + " ON CONFLICT (job_id, slot) DO NOTHING",
+                job_id,
+                slot,
+                *_input_values(image),
+                now,
+            )
+        )
 
     async def next_due_at(self) -> float | None:
         """The earliest time `claim_due` could return a job (a leased job: its lease's end)."""
