@@ -8,9 +8,20 @@ upload when a WaveSpeed key is set, else the model cannot run (a clear configura
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from bot.images import PreparedImage
+from bot.links import LinkSigner
+from storage import JobStatus, JobStore, StoredImage
+
+# How long after the submit the provider may still fetch the input: Novita fetches when the
+# task starts, which a queue can delay; the job deadline (30 min) bounds it anyway.
+IMAGE_URL_MARGIN_S = 30 * 60
+# A token's own lifetime, however long the job waits for its submit (a re-submit mints anew).
+IMAGE_TOKEN_TTL_S = 2 * 3600
+_FETCHABLE = frozenset({JobStatus.RESERVED, JobStatus.SUBMITTED, JobStatus.PROCESSING})
 
 
 class MediaHost(Protocol):
@@ -31,6 +42,48 @@ class WaveSpeedUploads:
         name = f"{prefix}-{image.filename}"
         media = await self.client.upload(image.data, filename=name, content_type=image.content_type)
         return str(media.url)
+
+
+class SignedImageUrls:
+    """The bot's own `/i/<token>` URL for a job's prepared input (Novita needs a public URL).
+
+    The URL names (job, slot) only; the bytes are the ones stored with the job. It works
+    while the job is being submitted and for IMAGE_URL_MARGIN_S after, then answers 404.
+    """
+
+    def __init__(
+        self, links: LinkSigner, jobs: JobStore, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.links = links
+        self.jobs = jobs
+        self.clock = clock
+
+    async def host(self, image: PreparedImage, *, job_id: str, slot: str = "image") -> str:
+        # The job normally has its input stored since the reservation; keep it if not, so
+        # the URL never points at nothing.
+        await self.jobs.put_input(
+            job_id,
+            slot,
+            StoredImage(image.data, image.content_type, image.filename, image.width, image.height),
+        )
+        url = self.links.url("image", job_id, slot, self.clock() + IMAGE_TOKEN_TTL_S)
+        if url is None:
+            raise RuntimeError("signed image URLs need PUBLIC_BASE_URL")
+        return url
+
+    async def fetch(self, token: str) -> StoredImage | None:
+        """The image behind a token, or None: forged, expired, or the job is past needing it."""
+        claims = self.links.verify("image", token)
+        if claims is None:
+            return None
+        job = await self.jobs.get(claims.job_id)
+        if job is None or job.status not in _FETCHABLE:
+            return None
+        if job.submit_started_at is not None and (
+            self.clock() > job.submit_started_at + IMAGE_URL_MARGIN_S
+        ):
+            return None
+        return await self.jobs.get_input(claims.job_id, claims.item)
 
 
 def choose_media_host(

@@ -46,6 +46,17 @@ NEVER = Next(None)
 MAX_CLIP_BYTES = 512 * 1024 * 1024
 NOT_FOUND_GIVE_UP = 3  # consecutive 404s (spaced by backoff) before we believe the task is gone
 IDLE_LOOK_S = 5.0  # how often an idle runner looks for jobs that other processes created
+# Providers call back once per task (retrying only unanswered deliveries); a leaked callback
+# URL therefore costs at most this many extra polls.
+MAX_CALLBACKS_PER_JOB = 5
+
+
+def completion_fields(job: Job, task: ProviderTask) -> dict[str, Any]:
+    """What a finished task records on its job (a poll's answer or a signed callback)."""
+    return {
+        "output_url": task.outputs[0] if task.outputs else None,
+        "meta": {**job.meta, "nsfw": bool(task.nsfw and task.nsfw[0])},
+    }
 
 
 class JobRunner:
@@ -81,6 +92,8 @@ class JobRunner:
         self._look = True  # claim at the next turn whatever `_due` says
         self._due: float | None = None  # earliest time a job is known to fall due
         self._in_flight: set[asyncio.Task[None]] = set()
+        # time.monotonic() of the loop's last turn while `run` is running (for /healthz)
+        self.beat: float | None = None
 
     def wake(self) -> None:
         """Look for due jobs now (a new job, a webhook, a cancel)."""
@@ -92,7 +105,13 @@ class JobRunner:
         job = await self.jobs.find_by_task(provider, task_id)
         if job is None or job.status not in ACTIVE:
             return False
-        await self.jobs.update(job.id, next_check_at=self.clock())
+        return await self.notify_job(job.id)
+
+    async def notify_job(self, job_id: str) -> bool:
+        """A provider called back about this job: due now, or as soon as its lease is given
+        back (a runner polling it, a submit in flight); every process's runner is woken."""
+        if not await self.jobs.nudge(job_id, max_callbacks=MAX_CALLBACKS_PER_JOB):
+            return False
         self.wake()
         return True
 
@@ -105,6 +124,7 @@ class JobRunner:
         """
         try:
             while not stop.is_set():
+                self.beat = time.monotonic()
                 now = self.clock()
                 free = self.concurrency - len(self._in_flight)
                 if free > 0 and (self._look or self._due is None or self._due <= now):
@@ -114,8 +134,16 @@ class JobRunner:
                     self._due = await self.jobs.next_due_at()
                 await self._wait(stop, free)
         finally:
+            self.beat = None
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    def alive(self, stale_s: float = 60.0) -> bool | None:
+        """None when `run` is not running in this process; else whether its loop turned
+        within `stale_s` (it turns at least every IDLE_LOOK_S, or when a job step ends)."""
+        if self.beat is None:
+            return None
+        return time.monotonic() - self.beat <= stale_s
 
     async def run_once(self) -> int:
         """Handle every job due now, once; for tests and `run --once`."""
@@ -140,6 +168,8 @@ class JobRunner:
         return len(jobs)
 
     def _done(self, task: asyncio.Task[None]) -> None:
+        if self.beat is not None:
+            self.beat = time.monotonic()
         self._in_flight.discard(task)
         self._wake.set()  # a slot is free
 
@@ -178,9 +208,13 @@ class JobRunner:
             log.exception("job %s: unexpected error; will look again", job.id)
             nxt = Next(self.clock() + error_backoff(2, rng=self.rng) * self.time_scale)
         finally:
+            due = nxt.at
             with contextlib.suppress(Exception):
-                await self.jobs.release(job.id, self.owner, next_check_at=nxt.at, **nxt.fields)
-            self._note_due(nxt.at)
+                # a callback that arrived during the lease makes the job due now
+                due = await self.jobs.release(
+                    job.id, self.owner, next_check_at=nxt.at, **nxt.fields
+                )
+            self._note_due(due)
         if self.on_final is not None:
             current = await self.jobs.get(job.id)
             if current is not None and current.status in FINAL:
@@ -255,18 +289,18 @@ class JobRunner:
             await sink.progress(job, Progress("processing", elapsed, task.progress_percent))
         spec = get_model(job.model)
         delay = next_poll_delay(
-            elapsed, typical_render_s=spec.typical_render_s, provider=job.provider, rng=self.rng
+            elapsed,
+            typical_render_s=spec.typical_render_s,
+            provider=job.provider,
+            rng=self.rng,
+            callback=bool(job.meta.get("callback")),
         )
         if meta != job.meta:
             fields["meta"] = meta
         return self._after(delay, **fields)
 
     async def _completed(self, job: Job, task: ProviderTask) -> Next:
-        fields = {
-            "poll_count": job.poll_count + 1,
-            "output_url": task.outputs[0] if task.outputs else None,
-            "meta": {**job.meta, "nsfw": bool(task.nsfw and task.nsfw[0])},
-        }
+        fields = {"poll_count": job.poll_count + 1, **completion_fields(job, task)}
         running = {JobStatus.SUBMITTED, JobStatus.PROCESSING}
         if job.cancel_requested:
             msg = messages.cancelled_after_completion(job.cost_micros)

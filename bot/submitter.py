@@ -194,8 +194,9 @@ class Submitter:
         self, job: Job, endpoint: str, payload: dict[str, Any], typical_s: float
     ) -> Job:
         provider = self.providers[job.provider]
+        hook = self.webhook_url(job)
         try:
-            task = await provider.submit(endpoint, payload, webhook_url=self.webhook_url(job))
+            task = await provider.submit(endpoint, payload, webhook_url=hook)
         except (RateLimited, RequestNotSent) as exc:
             # Definitely not taken (a 429, or no connection at all): safe to submit later.
             return await self._submit_later(job, exc)
@@ -211,14 +212,16 @@ class Submitter:
         except ProviderAPIError as exc:  # 4xx: the provider refused; no task exists
             msg = f"The provider refused the request: {exc}."
             return await self.fail(job, messages.rejected_before_submit(msg))
-        delay = first_poll_delay(typical_s, job.provider) * self.time_scale
+        # With a callback URL, polling is only the safety net: much slower (bot.schedule).
+        delay = first_poll_delay(typical_s, job.provider, callback=hook is not None)
         job = await self.jobs.transition(
             job.id,
             JobStatus.SUBMITTED,
             expect={JobStatus.RESERVED},
             reason=f"submitted as {task.task_id}",
             provider_task_id=task.task_id,
-            next_check_at=self.clock() + delay,
+            next_check_at=self.clock() + delay * self.time_scale,
+            **({"meta": {**job.meta, "callback": True}} if hook is not None else {}),
         )
         await self.sinks.for_job(job).progress(job, Progress("submitted"))
         return job

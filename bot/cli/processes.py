@@ -81,6 +81,7 @@ async def run_services(
     failure: BaseException | None = None
     async with open_app(settings, sinks=sinks or default_sinks(settings)) as app:
         add_chat_sinks(app)
+        await app.wakeups.start()  # hear other processes' wake-ups (PostgreSQL LISTEN)
         coros: dict[str, Coroutine[Any, Any, None]] = {
             name: service(app, stop) for name, service in services.items()
         }
