@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "bot.cli.jobs",  # animate, jobs, job, run
     "bot.cli.simulator",  # simulator
     "bot.cli.demo",  # demo
+    "bot.cli.serve",  # web, serve
 )
 
 
