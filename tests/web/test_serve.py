@@ -1,0 +1,103 @@
+"""`python -m bot serve` as a real process: starts, takes a job to a delivered clip through a
+provider callback, answers /healthz, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+
+from providers.simulator import Simulator
+from tests.bot.conftest import env_for, settings_for
+from tests.web.conftest import free_socket
+
+GUARD_S = 90  # only against a hang; nothing here depends on how fast things are
+
+
+async def read_until(stream: asyncio.StreamReader, needle: str, seen: list[str]) -> str:
+    async def scan() -> str:
+        while True:
+            raw = await stream.readline()
+            if not raw:
+                raise AssertionError(f"process ended before {needle!r}; it said {seen}")
+            line = raw.decode().rstrip()
+            seen.append(line)
+            if needle in line:
+                return line
+
+    return await asyncio.wait_for(scan(), GUARD_S)
+
+
+async def test_serve_runs_a_job_to_a_delivered_clip_and_stops_cleanly(
+    simulator: Simulator, database_url: str, tmp_path: Path, png_file: Path
+) -> None:
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    settings = settings_for(
+        simulator, database_url,
+        time_scale=1.0, web_host="127.0.0.1", web_port=port,
+        public_base_url=f"http://127.0.0.1:{port}", clip_dir=str(tmp_path / "clips"),
+    )  # fmt: skip
+    env = {**os.environ, **env_for(settings)}
+    env.pop("PORT", None)
+    serve = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "serve", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert serve.stdout is not None
+    said: list[str] = []
+    try:
+        ready = await read_until(serve.stdout, "web endpoint listening on", said)
+        assert f"http://127.0.0.1:{port}" in ready
+        out = tmp_path / "out"
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "animate", str(png_file), "--prompt", "waves",
+            "--user", "alice", "--no-wait", "--json", "--out", str(out),
+            cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        cli_out, cli_err = await asyncio.wait_for(cli.communicate(), GUARD_S)
+        assert cli.returncode == 0, cli_err.decode()
+        job = json.loads(cli_out.decode().strip().splitlines()[-1])
+        assert job["status"] == "submitted"
+        [task] = simulator.tasks.values()
+        assert task.webhook_url is not None and f":{port}/hooks/wavespeed/" in task.webhook_url
+        simulator.complete_now(task.id)  # the provider finishes and calls serve back
+        delivered = await read_until(serve.stdout, "clip written to", said)
+        assert job["job_id"] in delivered
+        async with httpx.AsyncClient(trust_env=False) as http:
+            health = await http.get(f"http://127.0.0.1:{port}/healthz")
+        assert health.status_code == 200, health.text
+    finally:
+        if serve.returncode is None:
+            serve.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(serve.communicate(), GUARD_S)
+    assert serve.returncode == 0, err.decode()
+    clip = out / f"{job['job_id']}.mp4"
+    assert clip.stat().st_size > 0
+    assert simulator.stats.polls[task.id] == 0  # the callback, not a poll, finished it
+
+
+async def test_web_says_which_setting_to_change_when_its_port_is_taken(
+    simulator: Simulator, database_url: str, tmp_path: Path
+) -> None:
+    taken = free_socket()
+    taken.listen()
+    try:
+        settings = settings_for(simulator, database_url, web_port=taken.getsockname()[1])
+        env = {**os.environ, **env_for(settings)}
+        env.pop("PORT", None)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "web", cwd=tmp_path, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), GUARD_S)
+    finally:
+        taken.close()
+    assert proc.returncode == 1
+    assert "WEB_PORT" in err.decode() and "Traceback" not in err.decode()
