@@ -148,6 +148,30 @@ class Settings(BaseSettings):
             return None
         return v
 
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_url(cls, v: str | None) -> str | None:
+        """Providers call this back: an absolute http(s) URL, without a query."""
+        if v is None:
+            return v
+        v = v.strip().rstrip("/")
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", v):
+            raise ValueError(
+                f"PUBLIC_BASE_URL must be an absolute http(s) URL such as "
+                f"https://bot.example.com, not {v!r}"
+            )
+        return v
+
+    @field_validator("url_signing_secret")
+    @classmethod
+    def _long_enough(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 16:
+            raise ValueError(
+                "URL_SIGNING_SECRET must be at least 16 characters (e.g. the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`), or unset"
+            )
+        return v
+
     @field_validator("discord_guild_ids", mode="before")
     @classmethod
     def _comma_list(cls, v: Any) -> Any:

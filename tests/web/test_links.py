@@ -119,3 +119,25 @@ async def test_nothing_is_listed(endpoint: Callable[..., Any], path: str) -> Non
     async with endpoint(runner=False) as ep:
         response = await ep.get(path)
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        ("public_base_url", "bot.example.com", "PUBLIC_BASE_URL must be an absolute"),
+        ("public_base_url", "https://bot.example.com/?x=1", "PUBLIC_BASE_URL must be"),
+        ("url_signing_secret", "short", "URL_SIGNING_SECRET must be at least 16"),
+    ],
+)
+def test_link_settings_are_checked_with_a_sentence_naming_them(
+    setting: str, value: str, says: str
+) -> None:
+    from pydantic import ValidationError
+
+    from bot.config import Settings
+
+    with pytest.raises(ValidationError, match=says):
+        Settings(_env_file=None, **{setting: value})  # type: ignore[arg-type]
+    assert Settings(_env_file=None, public_base_url="https://bot.example.com/").public_base_url == (
+        "https://bot.example.com"
+    )

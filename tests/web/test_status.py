@@ -71,12 +71,10 @@ async def test_metrics_parse_and_move_with_the_jobs(
         simulator.complete_now(job.provider_task_id)
         await ep.delivered(job.id)
         await ep.app.db.ledger.set_limits("user", "cli:bob", daily_micros=1)
-        try:
+        with pytest.raises(QuotaRefused):
             await ep.app.service.animate(
                 (await _request(ep, png_file)).model_copy(update={"user_id": "bob"})
             )
-        except QuotaRefused:
-            pass
         after_response = await ep.get("/metrics")
     after = parse(after_response.text)
     assert after_response.headers["content-type"].startswith("text/plain")
