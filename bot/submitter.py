@@ -214,6 +214,7 @@ class Submitter:
             return await self.fail(job, messages.rejected_before_submit(msg))
         # With a callback URL, polling is only the safety net: much slower (bot.schedule).
         delay = first_poll_delay(typical_s, job.provider, callback=hook is not None)
+        extra: dict[str, Any] = {"meta": {**job.meta, "callback": True}} if hook else {}
         job = await self.jobs.transition(
             job.id,
             JobStatus.SUBMITTED,
@@ -221,7 +222,7 @@ class Submitter:
             reason=f"submitted as {task.task_id}",
             provider_task_id=task.task_id,
             next_check_at=self.clock() + delay * self.time_scale,
-            **({"meta": {**job.meta, "callback": True}} if hook is not None else {}),
+            **extra,
         )
         await self.sinks.for_job(job).progress(job, Progress("submitted"))
         return job

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped, unused-ignore]
 
 from storage.backend import Backend
 
