@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     port: int | None = None
     # Signs the short-lived image URLs and webhook tokens; set it in production.
     url_signing_secret: SecretStr | None = None
+    # When set, /metrics answers only `Authorization: Bearer <token>` (the endpoint faces the
+    # internet when providers call it back; metrics show money).
+    metrics_token: SecretStr | None = None
 
     # --- default caps (USD; empty = no cap). Overrides live in the database. ---
     user_daily_cap_usd: Decimal | None = Decimal("5")
@@ -132,6 +135,7 @@ class Settings(BaseSettings):
         "novita_api_key",
         "wavespeed_webhook_secret",
         "url_signing_secret",
+        "metrics_token",
         "discord_token",
         "slack_bot_token",
         "slack_signing_secret",

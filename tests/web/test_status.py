@@ -136,3 +136,17 @@ async def test_front_doors_mount_their_own_routes(endpoint: Callable[..., Any]) 
         assert seen == [ep.app]
     assert response.status_code == 200 and response.text == "pong from web-test"
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_metrics_can_require_a_token(endpoint: Callable[..., Any]) -> None:
+    async with endpoint(runner=False, metrics_token="scrape-me-please-0123") as ep:
+        none = await ep.get("/metrics")
+        wrong = await ep.get("/metrics", headers={"Authorization": "Bearer nope"})
+        right = await ep.get(
+            "/metrics", headers={"Authorization": "Bearer scrape-me-please-0123"}
+        )
+        health = await ep.get("/healthz")
+    assert none.status_code == 401 and wrong.status_code == 401
+    assert "scrape-me" not in none.text + wrong.text
+    assert right.status_code == 200 and "animatebot_jobs" in right.text
+    assert health.status_code == 200  # health stays open for load balancers
