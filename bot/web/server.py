@@ -84,6 +84,17 @@ def build_web_app(app: App, extra: Sequence[RouteFactory] = ()) -> web.Applicati
     return web_app
 
 
+def make_runner(app: App, routes: Sequence[RouteFactory] = ()) -> web.AppRunner:
+    """The aiohttp runner with our access log and limits; the caller binds it to a site."""
+    return web.AppRunner(
+        build_web_app(app, routes),
+        handle_signals=False,
+        access_log_class=RouteAccessLogger,
+        access_log=access_log,
+        keepalive_timeout=KEEPALIVE_S,
+    )
+
+
 def web_service(
     routes: Sequence[RouteFactory] = (), *, say: Callable[[str], None] = announce
 ) -> Service:
@@ -94,13 +105,7 @@ def web_service(
         settings = app.settings
         host = settings.web_host
         port = settings.port if settings.port is not None else settings.web_port
-        runner = web.AppRunner(
-            build_web_app(app, routes),
-            handle_signals=False,
-            access_log_class=RouteAccessLogger,
-            access_log=access_log,
-            keepalive_timeout=KEEPALIVE_S,
-        )
+        runner = make_runner(app, routes)
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port, shutdown_timeout=5.0)

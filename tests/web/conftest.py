@@ -19,7 +19,7 @@ from bot.app import App, open_app
 from bot.cli.processes import RouteFactory
 from bot.models import AnimateRequest, ImageSource
 from bot.sinks import FileSink, SinkRegistry
-from bot.web import build_web_app
+from bot.web import make_runner
 from providers.simulator import Simulator, SimulatorConfig
 from storage import ACTIVE, Job
 from tests.bot.conftest import Said, settings_for
@@ -131,7 +131,7 @@ async def serve_endpoint(
             ep.final(job.id).set()
 
         app.runner.on_final = on_final
-        web_runner = web.AppRunner(build_web_app(app, routes), handle_signals=False)
+        web_runner = make_runner(app, routes)
         await web_runner.setup()
         await web.SockSite(web_runner, sock).start()
         stop = asyncio.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -150,3 +151,28 @@ async def test_metrics_can_require_a_token(endpoint: Callable[..., Any]) -> None
     assert "scrape-me" not in none.text + wrong.text
     assert right.status_code == 200 and "animatebot_jobs" in right.text
     assert health.status_code == 200  # health stays open for load balancers
+
+
+async def test_tokens_never_reach_the_access_log(
+    endpoint: Callable[..., Any], png_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.web.access")
+    async with endpoint(runner=False) as ep:
+        link = ep.app.clips.keep("job9", b"clip", "job9.mp4")
+        assert link is not None
+        token = link.rsplit("/", 1)[1]
+        assert (await ep.get(f"/c/{token}")).status_code == 200
+        assert (await ep.post(f"/hooks/novita/{token}", content=b"{}")).status_code == 404
+    logged = caplog.text
+    assert "/c/{token}" in logged and "/hooks/novita/{token}" in logged
+    assert token not in logged
+
+
+async def test_oversized_bodies_are_refused(endpoint: Callable[..., Any]) -> None:
+    async with endpoint(runner=False) as ep:
+        links = ep.app.links
+        assert links is not None
+        hook = links.webhook_url("novita", "job1")
+        assert hook is not None
+        response = await ep.post(hook.removeprefix(ep.url), content=b"x" * (2 * 1024 * 1024))
+    assert response.status_code == 413
