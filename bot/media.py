@@ -59,8 +59,9 @@ class SignedImageUrls:
         self.clock = clock
 
     async def host(self, image: PreparedImage, *, job_id: str, slot: str = "image") -> str:
-        # The job normally has its input stored since the reservation; keep it if not, so
-        # the URL never points at nothing.
+        # The service keeps every job's inputs from the reservation on; a job reserved before
+        # inputs were kept (legacy `meta.image_source`) has none, so keep them now: the URL
+        # must never point at nothing. A no-op insert otherwise.
         await self.jobs.put_input(
             job_id,
             slot,
