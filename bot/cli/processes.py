@@ -18,8 +18,10 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from bot.app import App, open_app
+from bot.chat.delivery import ChatPoster, ChatSink
 from bot.config import Settings
-from bot.sinks import FileSink, SinkRegistry
+from bot.sinks import Clip, FileSink, SinkRegistry
+from storage import Job
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,16 @@ def default_sinks(settings: Settings, say: Callable[[str], None] = say_to_stdout
     """The sinks that need nothing but settings: the file sink (CLI jobs, written to the
     folder the job names). Chat sinks are added by `add_chat_sinks` once the App exists."""
     return SinkRegistry({"file": FileSink(say)})
+
+
+def chat_sink(app: App, poster: ChatPoster) -> ChatSink:
+    """A chat platform's sink, with lasting signed links to clips too big to upload when the
+    web endpoint is configured (PUBLIC_BASE_URL; else the provider's own link)."""
+
+    async def link(job: Job, clip: Clip) -> str | None:
+        return await asyncio.to_thread(app.clips.keep, job.id, clip.data, clip.filename)
+
+    return ChatSink(poster, jobs=app.db.jobs, ledger=app.db.ledger, links=link)
 
 
 def add_chat_sinks(app: App) -> None:
