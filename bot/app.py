@@ -10,7 +10,7 @@ import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,9 @@ class App:
     links: LinkSigner | None = None
     callbacks: CallbackInbox | None = None
     image_urls: SignedImageUrls | None = None
+    # What a front door or sink opens for the App's lifetime (a chat API session, its
+    # in-flight background work): closed first when the App closes, before the database.
+    resources: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
 
 def build_providers(
@@ -213,7 +216,9 @@ async def open_app(
             callbacks = CallbackInbox(
                 jobs=db.jobs, runner=runner, links=links, wavespeed_secret=secret
             )
-        yield App(
+        app = App(
             settings, db, providers, sinks, service, runner, http, metrics, clips, wakeups,
             links, callbacks, image_urls,
         )  # fmt: skip
+        await stack.enter_async_context(app.resources)
+        yield app

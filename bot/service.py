@@ -27,6 +27,7 @@ from providers.params import AnimateParams, InvalidParameters
 from providers.pricing import ModelUnavailable, PriceTable, Quote, availability
 from storage import (
     ACTIVE,
+    CapUsage,
     IdempotencyConflict,
     Job,
     JobStatus,
@@ -35,6 +36,7 @@ from storage import (
     Limits,
     NewJob,
     QuotaExceeded,
+    Refusal,
     SavedLora,
     Scopes,
     ServerStore,
@@ -139,6 +141,34 @@ class AnimateService:
         """What a request would cost, with the server's saved LoRAs resolved; no money moves."""
         resolved = await self.resolve_options(server_id, model, options)
         return self.check(model, prompt, resolved)
+
+    async def preflight(self, req: AnimateRequest) -> Quote:
+        """What `reserve` would refuse, found without reading the image or moving money:
+        the options (RequestRefused with `fields`), the image source, the model, a paused
+        server, and a cap that has no room right now. For a form that must answer within
+        seconds (Slack's modal shows these on its fields); `reserve` still decides, so a
+        request that passes here can be refused there (its image, a race for the last cent).
+        """
+        server_id = qualify(req.platform, req.server_id) if req.server_id else None
+        options = await self.resolve_options(server_id, req.model, req.options)
+        _, _, quote = self.check(req.model, req.prompt, options)
+        _check_image_source(req)
+        if await self.jobs.get_by_event(req.platform, req.event_id) is not None:
+            return quote  # a repeat: `reserve` returns the first job and reserves nothing
+        if server_id is not None and await self.servers.is_paused(server_id):
+            raise Paused(PAUSED)
+        user_id = qualify(req.platform, req.user_id)
+        user_defaults = None
+        if server_id is not None and req.role_ids:
+            user_defaults = await self.servers.user_defaults_for(
+                server_id, req.role_ids, self.user_limits
+            )
+        scopes = Scopes(user_id=user_id, server_id=server_id, user_defaults=user_defaults)
+        usage = await self.ledger.usage(scopes, now=self.clock())
+        refusal = no_room(usage, quote.cost_micros)
+        if refusal is not None:
+            raise QuotaRefused(refusal.message(), refusal)
+        return quote
 
     async def animate(self, req: AnimateRequest, *, inputs: Inputs | None = None) -> Submission:
         """Validate, read the image, reserve, submit (`reserve` then `submit`)."""
@@ -351,6 +381,23 @@ def request_fingerprint(req: AnimateRequest, params: AnimateParams) -> str:
     }
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def no_room(usage: list[CapUsage], amount_micros: int) -> Refusal | None:
+    """The first cap in `usage` that one more clip of `amount_micros` would pass, as the
+    ledger would word it; None when every cap has room now (a preview, not a hold)."""
+    for u in usage:
+        if u.limit is None:
+            continue
+        requested = amount_micros if u.unit == "micros" else 1
+        if u.used + requested <= u.limit:
+            continue
+        return Refusal(
+            scope_kind=u.scope_kind, scope_id=u.scope_id, cap=u.cap, limit=u.limit,
+            used=u.used, requested=requested, remaining=max(0, u.limit - u.used), unit=u.unit,
+            resets_at=None if u.cap == "concurrent_jobs" else u.resets_at,
+        )  # fmt: skip
+    return None
 
 
 def reroll_seed(old: Job, event_id: str, seed_max: int) -> int:

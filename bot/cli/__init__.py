@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "bot.cli.simulator",  # simulator
     "bot.cli.demo",  # demo
     "bot.cli.serve",  # web, serve
+    "bot.cli.slack",  # slack
 )
 
 

@@ -41,13 +41,17 @@ RouteFactory = Callable[[App], Sequence[Any]]
 def chat_services(settings: Settings) -> dict[str, Service]:
     """The chat front doors whose tokens are set, as services for `serve`: the Discord
     gateway client; Slack in Socket Mode. Each front door adds itself here."""
-    return {}
+    from bot.slack_adapter.process import slack_services
+
+    return {**slack_services(settings)}
 
 
 def chat_routes(settings: Settings) -> list[RouteFactory]:
     """HTTP routes of the chat front doors, mounted on the web endpoint by `serve` (Slack in
     HTTP mode). Each front door adds itself here."""
-    return []
+    from bot.slack_adapter.process import slack_route_factories
+
+    return [*slack_route_factories(settings)]
 
 
 def default_sinks(settings: Settings, say: Callable[[str], None] = say_to_stdout) -> SinkRegistry:
@@ -71,6 +75,10 @@ def add_chat_sinks(app: App) -> None:
     running the job runner delivers any job of those platforms (through the bot token, never
     through an object that lived in the process that took the command). Each front door
     adds itself here."""
+    if app.settings.slack_bot_token is not None:
+        from bot.slack_adapter.process import add_slack_sink
+
+        add_slack_sink(app)
 
 
 async def run_services(
