@@ -68,7 +68,8 @@ from bot.slack_adapter.modal import (
     read_form,
 )
 from bot.slack_adapter.poster import CHANNEL_GONE, SlackPoster, slack_error
-from providers.catalog import get_model
+from providers.catalog import ModelSpec, get_model
+from providers.params import InvalidParameters
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +219,8 @@ class Listeners:
             )
         except RequestRefused as exc:
             return f":warning: {exc.user_message}"
+        except InvalidParameters as exc:
+            return f":warning: {exc}"
         except Exception:
             log.exception("pricing the modal failed")
             return ":warning: The price could not be worked out; it is checked when you submit."
@@ -309,7 +312,10 @@ class Listeners:
         self, body: dict[str, Any], form: ModalForm, origin: ModalOrigin, image: ImageSource
     ) -> AnimateRequest:
         team = _team(body)
-        spec = get_model(form.model) if form.model else None
+        try:
+            spec: ModelSpec | None = get_model(form.model)
+        except InvalidParameters:
+            spec = None  # the service refuses the model, on the model field
         return AnimateRequest(
             platform="slack",
             event_id=str(body["view"]["id"]),  # one modal, one clip: Slack's view id

@@ -95,6 +95,8 @@ class FakeSlack:
         self.faults: dict[str, list[Fault]] = {}
         self.upload_status: list[int] = []
         self.holds: dict[str, asyncio.Event] = {}
+        self.file_holds: dict[str, asyncio.Event] = {}
+        self.login_only: set[str] = set()  # files that answer the login page even with a token
         self.socket_acks: list[dict[str, Any]] = []
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
@@ -150,10 +152,17 @@ class FakeSlack:
 
     def add_file(self, name: str, data: bytes, mimetype: str = "image/png",
                  user: str = "U1") -> dict[str, Any]:  # fmt: skip
+        """A file a person uploaded; returns it as Slack describes it in payloads."""
         file_id = f"FIMG{next(self._ids)}"
         filetype = name.rsplit(".", 1)[-1].lower() if "." in name else ""
         self.files[file_id] = FileRecord(file_id, name, data, mimetype, filetype, user)
         return self.files[file_id].public(self.base)
+
+    def hold_file(self, file_id: str) -> asyncio.Event:
+        """The next download of this file waits for the event (a slow download)."""
+        event = asyncio.Event()
+        self.file_holds[file_id] = event
+        return event
 
     # ------------------------------------------------------------------ looking
 
@@ -390,7 +399,10 @@ class FakeSlack:
         await self._notify()
         file_id = request.match_info["key"].split("-", 1)[-1]
         record = self.files.get(file_id)
-        if auth != f"Bearer {BOT_TOKEN}":
+        hold = self.file_holds.pop(file_id, None)
+        if hold is not None:
+            await hold.wait()
+        if auth != f"Bearer {BOT_TOKEN}" or file_id in self.login_only:
             # what Slack does without the token: a login page, not the file
             return web.Response(text=LOGIN_PAGE, content_type="text/html")
         if record is None:
