@@ -57,7 +57,14 @@ from bot.slack_adapter.blocks import (
     section,
     text_blocks,
 )
-from bot.slack_adapter.files import SlackFile, files_in, image_problem, image_source, is_image
+from bot.slack_adapter.files import (
+    SlackFile,
+    file_info,
+    files_in,
+    image_problem,
+    image_source,
+    is_image,
+)
 from bot.slack_adapter.modal import (
     CALLBACK_ID,
     IMAGE,
@@ -137,7 +144,7 @@ class Listeners:
         """*Animate this image*: the modal for the message's picture; the clip goes to the
         message's thread."""
         message = body.get("message") or {}
-        pictures = [f for f in files_in(message.get("files")) if is_image(f)]
+        pictures = await self._pictures(files_in(message.get("files")))
         if not pictures:
             await respond(
                 text="That message has no picture to animate: use the shortcut on a message "
@@ -155,6 +162,20 @@ class Listeners:
             image=pictures[0],
         )
         await self._open(body, respond, origin, prompt="")
+
+    async def _pictures(self, files: list[SlackFile]) -> list[SlackFile]:
+        """The message's pictures; a file Slack did not describe (`check_file_info`) is
+        looked up once."""
+        pictures = [f for f in files if is_image(f)]
+        for f in files if not pictures else ():
+            if f.needs_info or not (f.mimetype or f.filetype):
+                try:
+                    described = await file_info(self.client, f.id)
+                except RequestRefused:
+                    continue
+                if is_image(described):
+                    return [described]
+        return pictures
 
     async def _open(
         self,
