@@ -131,16 +131,12 @@ class Listeners:
 
     # ------------------------------------------------------------------ the modal
 
-    async def open_modal(
-        self, body: dict[str, Any], respond: AsyncRespond
-    ) -> None:
+    async def open_modal(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         """`/animate [prompt]`: the modal, prompt prefilled, in this channel."""
         origin = ModalOrigin(channel_id=str(body.get("channel_id", "")))
         await self._open(body, respond, origin, prompt=str(body.get("text") or ""))
 
-    async def open_modal_for_message(
-        self, body: dict[str, Any], respond: AsyncRespond
-    ) -> None:
+    async def open_modal_for_message(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         """*Animate this image*: the modal for the message's picture; the clip goes to the
         message's thread."""
         message = body.get("message") or {}
@@ -195,9 +191,7 @@ class Listeners:
         view = build_modal(models=models, form=form, origin=origin, price=price)
         await self.client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    async def show_price(
-        self, body: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
+    async def show_price(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
         """A field changed: the modal again with the exact price of what is chosen now."""
         view = body.get("view") or {}
         view_id = str(view.get("id", ""))
@@ -279,9 +273,7 @@ class Listeners:
         context["animate_accepted"] = True
         await ack()
 
-    async def start_clip(
-        self, body: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
+    async def start_clip(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
         """After the ack: read the image, reserve, reply in the channel, submit."""
         if not context.get("animate_accepted"):
             return  # the ack showed errors (or failed): nothing to start
@@ -428,9 +420,7 @@ class Listeners:
                 text += f" The file could not be sent to you ({slack_error(exc)})."
         await respond(text=text, blocks=[section(text)], response_type="ephemeral")
 
-    async def publish_home(
-        self, event: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
+    async def publish_home(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         if event.get("tab", "home") != "home":
             return
         actor = Actor("slack", str(event.get("user") or context.user_id), _qualified(context))
@@ -477,4 +467,3 @@ def _server(context: AsyncBoltContext) -> str | None:
 
 def _qualified(context: AsyncBoltContext) -> str | None:
     return _server(context)
-

@@ -127,30 +127,36 @@ class SlackPoster:
         return None
 
     async def post_clip(self, job: Job, clip: Clip, text: str, buttons: list[Button]) -> str:
-        """The file into the thread; the buttons stay on the status message (a file upload
-        carries none)."""
-        try:
-            answer = await self.client.files_upload_v2(
-                channel=_channel(job),
-                thread_ts=job.thread_id,
-                file=clip.data,
-                filename=clip_filename(job),
-                title=f"{model_name(job.model)} clip",
-                initial_comment=text,
-            )
-        except SlackApiError as exc:
-            error = slack_error(exc)
-            if error in UPLOAD_REFUSED:
-                raise UploadRefused(UPLOAD_REFUSED[error]) from None
-            if error in CHANNEL_GONE:
-                why = f"I can no longer post files in that channel ({error})."
-                raise UploadRefused(why) from None
-            raise
-        except SlackRequestError as exc:  # the upload itself (step 2) was refused
-            status = _STATUS.search(str(exc))
-            if status and status.group(1) == "413":
-                raise UploadRefused("Slack refused the file as too large.") from None
-            raise
+        """The file into the thread (into the channel when the thread is gone); the buttons
+        stay on the status message (a file upload carries none)."""
+        thread = job.thread_id
+        while True:
+            try:
+                answer = await self.client.files_upload_v2(
+                    channel=_channel(job),
+                    thread_ts=thread,
+                    file=clip.data,
+                    filename=clip_filename(job),
+                    title=f"{model_name(job.model)} clip",
+                    initial_comment=text,
+                )
+                break
+            except SlackApiError as exc:
+                error = slack_error(exc)
+                if error == "thread_not_found" and thread is not None:
+                    thread = None
+                    continue
+                if error in UPLOAD_REFUSED:
+                    raise UploadRefused(UPLOAD_REFUSED[error]) from None
+                if error in CHANNEL_GONE:
+                    why = f"I can no longer post files in that channel ({error})."
+                    raise UploadRefused(why) from None
+                raise
+            except SlackRequestError as exc:  # the upload itself (step 2) was refused
+                status = _STATUS.search(str(exc))
+                if status and status.group(1) == "413":
+                    raise UploadRefused("Slack refused the file as too large.") from None
+                raise
         files = answer.get("files") or [answer.get("file") or {}]
         return await self._file_ref(files[0] if files else {})
 

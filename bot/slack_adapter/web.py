@@ -17,9 +17,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 
-# A 429 carries Retry-After; slack_sdk retries nothing but one connection error by default.
-# 5xx are not retried: a chat.postMessage that got a 500 may have posted (a second message).
+# A 429 carries Retry-After and is retried (slack_sdk retries none by default). A connection
+# that could not be opened is retried (nothing was sent). Not retried: a 5xx or a connection
+# dropped after the request went out, because Slack may have posted it (a second message).
 RATE_LIMIT_RETRIES = 5
+CONNECT_RETRIES = 2
 SLACK_API = "https://slack.com/api/"
 SLACK_FILE_ORIGIN = ("https", "files.slack.com", 443)
 TIMEOUT_S = 30
@@ -40,7 +42,9 @@ class BotIdentity:
 
 def retry_handlers() -> list[AsyncRetryHandler]:
     return [
-        AsyncConnectionErrorRetryHandler(),
+        AsyncConnectionErrorRetryHandler(
+            max_retry_count=CONNECT_RETRIES, error_types=[aiohttp.ClientConnectorError]
+        ),
         AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
     ]
 

@@ -36,7 +36,9 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
     await fake.stop()
 
 
-def slack_settings(sim: Simulator, database_url: str, fake: FakeSlack, **overrides: Any) -> Settings:
+def slack_settings(
+    sim: Simulator, database_url: str, fake: FakeSlack, **overrides: Any
+) -> Settings:
     values: dict[str, Any] = {
         "slack_bot_token": BOT_TOKEN,
         "slack_signing_secret": SIGNING_SECRET,
@@ -116,14 +118,18 @@ class SlackHarness:
         await self.settle()
         return status, body
 
-    async def open_modal(self, text: str = "", *, user: str = "U1", channel: str = "C1") -> dict[str, Any]:
+    async def open_modal(
+        self, text: str = "", *, user: str = "U1", channel: str = "C1"
+    ) -> dict[str, Any]:
         before = len(self.fake.views)
         status, _ = await self.command("/animate", text, user=user, channel=channel)
         assert status == 200
         assert len(self.fake.views) == before + 1, "no modal was opened"
         return list(self.fake.views.values())[-1]
 
-    async def submit(self, view: dict[str, Any], *, user: str = "U1", **choices: Any) -> dict[str, Any]:
+    async def submit(
+        self, view: dict[str, Any], *, user: str = "U1", **choices: Any
+    ) -> dict[str, Any]:
         """Submit the modal; returns the ack's JSON ({} for a plain ack)."""
         status, body = await self.interact(payloads.submission(view, user=user, **choices))
         assert status == 200, body
@@ -132,8 +138,10 @@ class SlackHarness:
     def image(self, name: str = "cat.png", data: bytes | None = None, **kw: Any) -> dict[str, Any]:
         return self.fake.add_file(name, data if data is not None else make_png(320, 240), **kw)
 
-    async def animate(self, *, user: str = "U1", channel: str = "C1", prompt: str = "the lamp flickers",
-                      **choices: Any) -> dict[str, Any]:  # fmt: skip
+    async def animate(
+        self, *, user: str = "U1", channel: str = "C1", prompt: str = "the lamp flickers",
+        **choices: Any,
+    ) -> dict[str, Any]:  # fmt: skip
         view = await self.open_modal(prompt, user=user, channel=channel)
         choices.setdefault("image", [self.image()])
         answer = await self.submit(view, user=user, **choices)
@@ -155,7 +163,9 @@ class SlackHarness:
 async def slack(
     simulator: Simulator, database_url: str, fake_slack: FakeSlack, tmp_path: Path
 ) -> AsyncIterator[SlackHarness]:
-    harness = SlackHarness(slack_settings(simulator, database_url, fake_slack), fake_slack, tmp_path)
+    harness = SlackHarness(
+        slack_settings(simulator, database_url, fake_slack), fake_slack, tmp_path
+    )
     await harness.start()
     yield harness
     await harness.stop()

@@ -298,6 +298,8 @@ class FakeSlack:
 
     def m_chat_update(self, a: dict[str, Any]) -> dict[str, Any]:
         message = self._find(str(a["channel"]), str(a["ts"]))
+        message.setdefault("history", [message.get("text", "")])
+        message["history"].append(a.get("text", ""))
         message.update(text=a.get("text", ""), blocks=_json(a.get("blocks")) or [],
                        edits=message.get("edits", 0) + 1)  # fmt: skip
         if a.get("metadata"):
@@ -345,7 +347,13 @@ class FakeSlack:
         file_id = f"FUP{next(self._ids)}"
         name = str(a["filename"])
         ftype = name.rsplit(".", 1)[-1]
-        mime = "video/mp4" if ftype == "mp4" else "text/csv" if ftype == "csv" else "application/octet-stream"
+        mime = (
+            "video/mp4"
+            if ftype == "mp4"
+            else "text/csv"
+            if ftype == "csv"
+            else "application/octet-stream"
+        )
         self.files[file_id] = FileRecord(file_id, name, b"", mime, ftype, BOT_USER)
         return {"upload_url": f"{self.base}/upload/{file_id}", "file_id": file_id}
 

@@ -22,7 +22,9 @@ FORM = "application/x-www-form-urlencoded"
 _ids = itertools.count(1)
 
 
-def signed(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+def signed(
+    body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None
+) -> dict[str, str]:
     """The two headers Slack adds: `X-Slack-Request-Timestamp` and `X-Slack-Signature`."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
     signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)

@@ -52,9 +52,7 @@ async def test_the_price_follows_the_choices_and_holds_nothing(slack: SlackHarne
     view = fake.views[view["id"]]
     lora = next(b for b in view["blocks"] if b.get("block_id") == "lora:loras/openvideo-lora")
     assert "omninft" in lora["hint"]["text"]
-    await slack.interact(
-        payloads.field_change(view, "lora:loras", **{"lora:loras": "omnift:0.5"})
-    )
+    await slack.interact(payloads.field_change(view, "lora:loras", **{"lora:loras": "omnift:0.5"}))
     view = fake.views[view["id"]]
     assert "did you mean 'omninft'" in price_of(view)
     await slack.interact(
@@ -86,16 +84,33 @@ REFUSALS = [
     pytest.param({"image": _pdf}, "image", "notes.pdf is a PDF, not a picture", id="a-pdf"),
     pytest.param({"image": _huge}, "image", "the limit is 10 MB", id="too-large"),
     pytest.param({"prompt": ""}, "prompt", "prompt is empty", id="no-prompt"),
-    pytest.param({"duration": "30"}, "duration/openvideo", "Duration 30 is not offered",
-                 id="duration"),  # fmt: skip
-    pytest.param({"model": "openvideo-lora", "lora:loras": "omnift:0.5"},
-                 "lora:loras/openvideo-lora", "did you mean 'omninft'", id="lora-key"),  # fmt: skip
-    pytest.param({"model": "openvideo-lora", "lora:loras": "omninft:lots"},
-                 "lora:loras/openvideo-lora", "is not a number", id="lora-strength"),  # fmt: skip
-    pytest.param({"model": "openvideo-lora", "lora:loras": "omninft:9"},
-                 "lora:loras/openvideo-lora", "4", id="lora-range"),  # fmt: skip
-    pytest.param({"model": "wan-2.2-fast", "seed": "12345678901234"}, "seed/wan-2.2-fast",
-                 "out of range", id="seed"),  # fmt: skip
+    pytest.param(
+        {"duration": "30"}, "duration/openvideo", "Duration 30 is not offered", id="duration"
+    ),
+    pytest.param(
+        {"model": "openvideo-lora", "lora:loras": "omnift:0.5"},
+        "lora:loras/openvideo-lora",
+        "did you mean 'omninft'",
+        id="lora-key",
+    ),
+    pytest.param(
+        {"model": "openvideo-lora", "lora:loras": "omninft:lots"},
+        "lora:loras/openvideo-lora",
+        "is not a number",
+        id="lora-strength",
+    ),
+    pytest.param(
+        {"model": "openvideo-lora", "lora:loras": "omninft:9"},
+        "lora:loras/openvideo-lora",
+        "4",
+        id="lora-range",
+    ),
+    pytest.param(
+        {"model": "wan-2.2-fast", "seed": "12345678901234"},
+        "seed/wan-2.2-fast",
+        "out of range",
+        id="seed",
+    ),
     pytest.param({"model": "nope"}, "model", "nope", id="unknown-model"),
 ]
 

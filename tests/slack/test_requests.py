@@ -68,6 +68,8 @@ async def test_a_replayed_request_is_refused_and_does_nothing_twice(slack: Slack
 
 async def test_a_signed_request_within_five_minutes_is_taken(slack: SlackHarness) -> None:
     body = payloads.slash("/animate", "waves", response_url=slack.fake.response_url())
-    status, _ = await slack.post(body, headers=payloads.signed(body, timestamp=int(time.time()) - 240))
+    status, _ = await slack.post(
+        body, headers=payloads.signed(body, timestamp=int(time.time()) - 240)
+    )
     await slack.settle()
     assert status == 200 and len(slack.fake.views) == 1

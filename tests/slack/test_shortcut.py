@@ -12,7 +12,9 @@ from tests.slack.conftest import SlackHarness
 from tests.slack.fake_slack import BOT_TOKEN, by_metadata
 
 
-def posted(slack: SlackHarness, files: list[dict[str, Any]], *, thread_ts: str | None = None) -> dict[str, Any]:
+def posted(
+    slack: SlackHarness, files: list[dict[str, Any]], *, thread_ts: str | None = None
+) -> dict[str, Any]:
     """A person's message in C1 with these files (as Slack would show it)."""
     message = {"type": "message", "ts": f"1600000000.{len(slack.fake.messages.get('C1', [])):06d}",
                "user": "U2", "text": "look at this", "files": files, "channel": "C1"}  # fmt: skip
@@ -22,10 +24,14 @@ def posted(slack: SlackHarness, files: list[dict[str, Any]], *, thread_ts: str |
     return message
 
 
-async def test_the_shortcut_animates_the_messages_picture_in_its_thread(slack: SlackHarness) -> None:
+async def test_the_shortcut_animates_the_messages_picture_in_its_thread(
+    slack: SlackHarness,
+) -> None:
     fake = slack.fake
     message = posted(slack, [slack.image("dog.png")])
-    status, _ = await slack.interact(payloads.message_shortcut(message, response_url=fake.response_url()))
+    status, _ = await slack.interact(
+        payloads.message_shortcut(message, response_url=fake.response_url())
+    )
     assert status == 200
     (view,) = fake.views.values()
     ids = [b.get("block_id") for b in view["blocks"]]
