@@ -41,11 +41,18 @@ _LABELS = {
 Target = Literal["server", "role", "member"]
 
 
+def place(actor: Actor) -> str:
+    """What the platform calls the community: a Discord server, a Slack workspace."""
+    return "workspace" if actor.platform == "slack" else "server"
+
+
 def _require_admin(actor: Actor) -> None:
     if not actor.admin:
-        raise NotAllowed("Only the server's administrators can change the bot's settings here.")
+        raise NotAllowed(
+            f"Only the {place(actor)}'s administrators can change the bot's settings here."
+        )
     if actor.server_id is None:
-        raise RequestRefused("Run this in a server channel, not in a direct message.")
+        raise RequestRefused(f"Run this in a {place(actor)} channel, not in a direct message.")
 
 
 def parse_money_cap(text: str, *, what: str) -> CapValue:
@@ -148,7 +155,7 @@ class AdminOps:
         assert actor.server_id is not None
         server = await self.ledger.get_limits("server", actor.server_id)
         lines = [
-            f"Server: {describe_limits(server)}.",
+            f"{place(actor).capitalize()}: {describe_limits(server)}.",
             f"Members by default: {describe_limits(self.service.user_limits)}.",
         ]
         for role_id, caps in sorted((await self.servers.role_limits(actor.server_id)).items()):
@@ -163,7 +170,7 @@ class AdminOps:
         assert actor.server_id is not None
         if target == "server":
             now = await self.ledger.set_limits("server", actor.server_id, **caps)
-            return f"Server caps are now: {describe_limits(now)}."
+            return f"{place(actor).capitalize()} caps are now: {describe_limits(now)}."
         if not target_id:
             raise RequestRefused(f"Name the {target} whose caps to set.")
         if target == "role":
@@ -213,8 +220,8 @@ class AdminOps:
         assert actor.server_id is not None
         await self.servers.set_paused(actor.server_id, paused, by=actor.qualified)
         if paused:
-            return "/animate is paused on this server. Clips already running will finish."
-        return "/animate is running again on this server."
+            return f"/animate is paused on this {place(actor)}. Clips already running will finish."
+        return f"/animate is running again on this {place(actor)}."
 
     async def report(self, actor: Actor, *, days: int, now: float) -> Report:
         """The server's settled spend per day, member and model as CSV (sum it by any of
