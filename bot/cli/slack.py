@@ -26,11 +26,12 @@ def register(sub: Any) -> None:
 def _slack(args: Any) -> int:
     from bot.cli.processes import run_services
     from bot.slack_adapter.process import check_settings, http_service, socket_mode, socket_service
-    from bot.slack_adapter.web import SlackSetupError
+    from bot.slack_adapter.web import SlackSetupError, identify, web_client
 
     settings = Settings()
     try:
         check_settings(settings)
+        asyncio.run(identify(web_client(settings, None)))  # a bad token: one sentence, exit 2
         service = socket_service if socket_mode(settings) else http_service
         asyncio.run(run_services(settings, {"slack": service}))
     except SlackSetupError as exc:

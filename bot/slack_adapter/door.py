@@ -92,6 +92,18 @@ class TrackedLazyRunner(AsyncioLazyListenerRunner):
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
 
 
+class _SkipTokenNotice(logging.Filter):
+    """bolt reads SLACK_BOT_TOKEN from the environment itself and then warns that the
+    client we give it wins; it does, by design: drop that one notice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+BOLT_LOG = logging.getLogger("bot.slack_adapter.bolt")
+BOLT_LOG.addFilter(_SkipTokenNotice())
+
+
 class SlackDoor:
     """The bolt `AsyncApp` with its listeners; `handle` serves `/slack/events`."""
 
@@ -112,7 +124,7 @@ class SlackDoor:
             # the ack function's answer is the HTTP answer; lazy work runs after it
             process_before_response=True,
             request_verification_enabled=not self.socket_mode,
-            logger=logging.getLogger("bot.slack_adapter.bolt"),
+            logger=BOLT_LOG,
         )
         self.lazy = TrackedLazyRunner(self.bolt.logger)
         self.bolt.listener_runner.lazy_listener_runner = self.lazy
