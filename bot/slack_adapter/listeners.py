@@ -87,6 +87,10 @@ NO_MODELS = (
     "No video model is enabled on this bot yet: ask its operator to set a provider key "
     "(see `python -m bot models`)."
 )
+FAULT = (
+    "Something went wrong on the bot's side before your clip was started, so nothing was "
+    "reserved or charged. Please try again in a moment."
+)
 OLD_PRICES = 10_000  # modal views whose latest change we remember (for ordering updates)
 
 
@@ -290,6 +294,11 @@ class Listeners:
                 origin.channel_id, user, refusal(exc.user_message), thread_ts=origin.thread_ts
             )
             return
+        except Exception:
+            log.exception("modal %s: starting the clip failed", view["id"])
+            if not await self._reserved(str(view["id"])):
+                await self.p.poster.whisper(origin.channel_id, user, FAULT)
+            return  # a job that was reserved is taken over by a runner when its lease lapses
         if not reserved.duplicate:
             await self._reply_and_submit(reserved, origin, user)
 
@@ -320,6 +329,12 @@ class Listeners:
                 return
             log.warning("job %s: the reply was not posted (%s); submitting anyway", job.id, error)
         await self.service.submit(reserved)
+
+    async def _reserved(self, view_id: str) -> bool:
+        try:
+            return await self.service.jobs.get_by_event("slack", view_id) is not None
+        except Exception:
+            return True  # unknown: say nothing rather than something untrue
 
     def _request(
         self, body: dict[str, Any], form: ModalForm, origin: ModalOrigin, image: ImageSource

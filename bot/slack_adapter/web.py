@@ -132,6 +132,27 @@ async def identify(client: AsyncWebClient) -> BotIdentity:
     )
 
 
+async def check_app_token(settings: Settings) -> None:
+    """Socket Mode: `apps.connections.open` proves the app-level token (the URL it returns
+    is not used and lapses)."""
+    token = require_app_token(settings)
+    client = AsyncWebClient(base_url=api_base(settings), timeout=TIMEOUT_S)
+    try:
+        await client.apps_connections_open(app_token=token)
+    except SlackApiError as exc:
+        error = str(exc.response.get("error", "")) if exc.response is not None else ""
+        raise SlackSetupError(
+            f"Slack refused SLACK_APP_TOKEN ({error}): create an app-level token with the "
+            "connections:write scope on your Slack app's Basic Information page, turn Socket "
+            "Mode on, and put the token (xapp-...) in SLACK_APP_TOKEN."
+        ) from None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise SlackSetupError(
+            f"Could not reach Slack at {client.base_url} ({type(exc).__name__}): check the "
+            "network and SLACK_API_URL."
+        ) from None
+
+
 def file_origins(settings: Settings) -> frozenset[tuple[str, str, int]]:
     """Where the bot token may be sent to download a file: Slack's file host; and, when
     `SLACK_API_URL` points elsewhere (a test fake, a proxy), that host too."""

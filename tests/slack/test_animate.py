@@ -3,10 +3,12 @@ fake Slack Web API, the provider simulator and a real database."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bot.slack_adapter.blocks import REQUEST_EVENT, STATUS_EVENT
 from storage import JobStatus
-from tests.slack.conftest import SlackHarness
-from tests.slack.fake_slack import BOT_TOKEN, by_metadata, metadata_job
+from tests.slack.conftest import SlackHarness, slack_settings
+from tests.slack.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, by_metadata, metadata_job
 
 
 async def test_animate_opens_a_modal_then_posts_the_clip_in_the_thread(slack: SlackHarness) -> None:
@@ -54,3 +56,45 @@ async def test_animate_opens_a_modal_then_posts_the_clip_in_the_thread(slack: Sl
     reservation = await slack.app.db.ledger.get(job.ledger_key)
     assert reservation is not None and reservation.status == "settled"
     assert reservation.settled_micros == 200_000
+
+
+async def test_a_channel_the_bot_is_not_in_costs_nothing_and_says_how_to_invite_it(
+    slack: SlackHarness,
+) -> None:
+    fake = slack.fake
+    view = await slack.open_modal("waves", channel="C9")  # the bot was never invited to C9
+    assert await slack.submit(view, image=[slack.image()]) == {}
+    job = await slack.job_for(view)
+    assert job.status is JobStatus.CANCELLED and job.provider_task_id is None
+    reservation = await slack.app.db.ledger.get(job.ledger_key)
+    assert reservation is not None and reservation.status == "voided"
+    (told,) = fake.messages["DU1"]  # ephemeral in C9 is refused too: a direct message
+    assert "I can't post in <#C9> (not_in_channel)" in told["text"]
+    assert "/invite <@UBOT>" in told["text"] and "nothing was charged" in told["text"]
+    assert fake.calls_to("files.completeUploadExternal") == []
+
+
+async def test_no_enabled_model_is_said_instead_of_a_modal(
+    simulator: object, database_url: str, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    settings = slack_settings(
+        simulator,  # type: ignore[arg-type]
+        database_url, fake_slack, wavespeed_api_key=None, novita_api_key=None,
+    )
+    harness = SlackHarness(settings, fake_slack, tmp_path)
+    await harness.start()
+    try:
+        await harness.command("/animate", "waves", response_url=fake_slack.response_url())
+    finally:
+        await harness.stop()
+    assert fake_slack.views == {}
+    (said,) = fake_slack.responses
+    assert "No video model is enabled" in said["text"]
+
+
+async def test_no_secret_is_kept_with_the_job(slack: SlackHarness) -> None:
+    view = await slack.animate()
+    job = await slack.follow((await slack.job_for(view)).id)
+    stored = repr(job) + repr(await slack.app.db.jobs.history(job.id))
+    assert BOT_TOKEN not in stored and SIGNING_SECRET not in stored
+    assert job.image_ref.endswith("/cat.png") and "Bearer" not in stored

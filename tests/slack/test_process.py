@@ -131,6 +131,7 @@ def _png() -> bytes:
         ({"slack_bot_token": "xoxp-a-user-token"}, "SLACK_BOT_TOKEN is not a bot token"),
         ({"slack_bot_token": "xoxb-revoked"}, "Slack refused SLACK_BOT_TOKEN (invalid_auth)"),
         ({"slack_app_token": "xoxb-not-an-app-token"}, "SLACK_APP_TOKEN is not an app-level"),
+        ({"slack_app_token": "xapp-revoked"}, "Slack refused SLACK_APP_TOKEN (invalid_auth)"),
     ],
 )
 async def test_a_setting_that_cannot_work_is_one_sentence_and_exit_2(
@@ -151,7 +152,7 @@ async def test_a_setting_that_cannot_work_is_one_sentence_and_exit_2(
     assert proc.returncode == 2, text
     assert words in text and text.startswith("error: ")
     assert len([line for line in text.splitlines() if line.startswith("error:")]) == 1
-    for secret in ("xoxb-revoked", "xoxp-a-user-token", BOT_TOKEN, SIGNING_SECRET):
+    for secret in ("xoxb-revoked", "xoxp-a-user-token", "xapp-revoked", BOT_TOKEN, SIGNING_SECRET):
         assert secret not in text and secret not in out.decode()
 
 
