@@ -126,9 +126,9 @@ def read_form(view: Mapping[str, Any], *, default_model: str) -> ModalForm:
 
     model = chosen(MODEL) or default_model
     loras = {
-        name.split("/", 1)[0].removeprefix("lora:"): str(element(name).get("value") or "")
+        name.split("/", 1)[0].removeprefix("lora:"): str(element(name).get("value"))
         for name in values
-        if name.startswith("lora:") and name.endswith(f"/{model}")
+        if name.startswith("lora:") and name.endswith(f"/{model}") and element(name).get("value")
     }
     return ModalForm(
         model=model,
