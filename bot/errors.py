@@ -1,5 +1,7 @@
 """Errors the service raises to its front doors. `user_message` is safe to show anyone.
 
+SetupError                   the operator's settings cannot work (CLI exit 2, one sentence)
+
 BotError
  ├── RequestRefused          bad input: nothing was charged (CLI exit 2)
  │    ├── QuotaRefused       a cap has no room: says which, what is left, when it resets
@@ -11,6 +13,11 @@ BotError
 from __future__ import annotations
 
 from typing import Any
+
+
+class SetupError(Exception):
+    """A setting the operator must change before the process can run (a missing or refused
+    token); the message names the setting and the fix, never a secret."""
 
 
 class BotError(Exception):

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from bot.cli._output import CliError
+from bot.errors import SetupError
 
 COMMAND_MODULES = (
     "bot.cli.catalog",  # models, quote
@@ -65,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except SetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a fault: one sentence for the person, the trace in the log

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bot.cli._output import CliError
 from bot.config import Settings
 
 
@@ -24,19 +23,16 @@ def register(sub: Any) -> None:
 
 
 def _slack(args: Any) -> int:
+    """A setting that cannot work raises SetupError before anything starts: one sentence."""
     from bot.cli.processes import run_services
     from bot.slack_adapter.process import check_settings, http_service, socket_mode, socket_service
-    from bot.slack_adapter.web import SlackSetupError, check_app_token, identify, web_client
+    from bot.slack_adapter.web import check_app_token, identify, web_client
 
     settings = Settings()
-    try:
-        check_settings(settings)
-        # a token Slack refuses: one sentence and exit 2, before anything starts
-        asyncio.run(identify(web_client(settings, None)))
-        if socket_mode(settings):
-            asyncio.run(check_app_token(settings))
-        service = socket_service if socket_mode(settings) else http_service
-        asyncio.run(run_services(settings, {"slack": service}))
-    except SlackSetupError as exc:
-        raise CliError(str(exc)) from None
+    check_settings(settings)
+    asyncio.run(identify(web_client(settings, None)))  # a token Slack refuses
+    if socket_mode(settings):
+        asyncio.run(check_app_token(settings))
+    service = socket_service if socket_mode(settings) else http_service()
+    asyncio.run(run_services(settings, {"slack": service}))
     return 0

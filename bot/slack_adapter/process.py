@@ -3,8 +3,8 @@
 - `SLACK_APP_TOKEN` set: Socket Mode. The bot opens a WebSocket to Slack (no public URL; for
   development behind a firewall; Slack keeps such apps out of its Marketplace).
 - Otherwise HTTP mode: Slack POSTs to `/slack/events`, signed with `SLACK_SIGNING_SECRET`;
-  `python -m bot slack` serves it on WEB_HOST:WEB_PORT (PORT when set), and `serve` mounts
-  the same route on the bot's one HTTP endpoint.
+  `python -m bot slack` and `serve` mount it on the bot's HTTP endpoint (WEB_HOST:WEB_PORT,
+  PORT when set).
 
 Either way the job runner runs in the same process unless RUN_WORKER=false, and every process
 that runs the runner with SLACK_BOT_TOKEN set delivers Slack jobs (`add_slack_sink`).
@@ -23,7 +23,6 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.app import App
 from bot.chat.admin import AdminOps
-from bot.chat.delivery import ChatSink
 from bot.chat.presses import ButtonPresses
 from bot.config import Settings
 from bot.slack_adapter.door import SlackDoor
@@ -69,13 +68,15 @@ def _client(app: App) -> Any:
 
 def add_slack_sink(app: App) -> None:
     """The runner's sink for Slack jobs: the Web API with the bot token, nothing else."""
-    poster = SlackPoster(_client(app))
-    sink = ChatSink(poster, jobs=app.db.jobs, ledger=app.db.ledger, links=None)
-    app.sinks.register("slack", sink)
+    from bot.cli.processes import chat_sink
+
+    app.sinks.register("slack", chat_sink(app, SlackPoster(_client(app))))
 
 
 def open_door(app: App) -> SlackDoor:
     """The bolt app for this App; its lazy work is finished before the App closes."""
+    from bot.cli.processes import chat_sink
+
     client = _client(app)
     poster = SlackPoster(client)
     parts = Parts(
@@ -83,7 +84,7 @@ def open_door(app: App) -> SlackDoor:
         presses=ButtonPresses(app.service),
         admin=AdminOps(app.service),
         poster=poster,
-        sink=ChatSink(poster, jobs=app.db.jobs, ledger=app.db.ledger, links=None),
+        sink=chat_sink(app, poster),
         file_origins=file_origins(app.settings),
         max_image_bytes=app.settings.max_image_bytes,
     )
@@ -127,40 +128,25 @@ async def socket_service(app: App, stop: asyncio.Event) -> None:
         await handler.close_async()
 
 
-async def http_service(app: App, stop: asyncio.Event) -> None:
-    """HTTP mode with its own small server, until `serve` hosts the route."""
-    check_settings(app.settings)
-    routes = slack_routes(app)
-    await identify(web_client(app.settings, None))
-    server = web.Application()
-    server.add_routes(routes)
-    runner = web.AppRunner(server, access_log=None, handle_signals=False)
-    await runner.setup()
-    port = app.settings.port if app.settings.port is not None else app.settings.web_port
-    site = web.TCPSite(runner, app.settings.web_host, port)
-    await site.start()
-    bound = runner.addresses[0][1] if runner.addresses else port
-    from bot.cli.processes import announce
+def http_service() -> Any:
+    """HTTP mode for `python -m bot slack`: the bot's HTTP endpoint (its limits, access log,
+    /healthz) with /slack/events mounted, as `serve` runs it."""
+    from bot.web import web_service
 
-    announce(
-        f"slack: HTTP mode, listening on http://{app.settings.web_host}:{bound}{EVENTS_PATH}; "
-        "Ctrl-C to stop"
-    )
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    return web_service([slack_routes])
 
 
 def slack_services(settings: Settings) -> dict[str, Any]:
     """For `serve`: Socket Mode as a service; in HTTP mode the token check (the route is
-    in `slack_route_factories`)."""
+    in `slack_route_factories`). A setting that cannot work raises SlackSetupError now."""
     if not slack_enabled(settings):
         return {}
+    check_settings(settings)
     return {"slack": socket_service if socket_mode(settings) else check_token}
 
 
 def slack_route_factories(settings: Settings) -> list[Any]:
     if not slack_enabled(settings) or socket_mode(settings):
         return []
+    check_settings(settings)
     return [slack_routes]

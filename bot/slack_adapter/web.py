@@ -16,6 +16,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.errors import SetupError
 
 # A 429 carries Retry-After and is retried (slack_sdk retries none by default). A connection
 # that could not be opened is retried (nothing was sent). Not retried: a 5xx or a connection
@@ -27,7 +28,7 @@ SLACK_FILE_ORIGIN = ("https", "files.slack.com", 443)
 TIMEOUT_S = 30
 
 
-class SlackSetupError(Exception):
+class SlackSetupError(SetupError):
     """The operator's Slack settings cannot work; the message says which one and the fix."""
 
 

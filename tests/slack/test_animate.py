@@ -79,7 +79,10 @@ async def test_no_enabled_model_is_said_instead_of_a_modal(
 ) -> None:
     settings = slack_settings(
         simulator,  # type: ignore[arg-type]
-        database_url, fake_slack, wavespeed_api_key=None, novita_api_key=None,
+        database_url,
+        fake_slack,
+        wavespeed_api_key=None,
+        novita_api_key=None,
     )
     harness = SlackHarness(settings, fake_slack, tmp_path)
     await harness.start()

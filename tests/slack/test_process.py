@@ -26,23 +26,25 @@ from tests.slack.fake_slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSla
 
 
 class BotProcess:
-    """`python -m bot slack` with the test's settings; `url` once it says it listens."""
+    """`python -m bot slack` (or `serve`) with the test's settings; `url` (its
+    /slack/events) once it says it listens."""
 
-    def __init__(self, env: dict[str, str], cwd: Path, name: str) -> None:
-        self.env, self.cwd, self.name = env, cwd, name
+    def __init__(self, env: dict[str, str], cwd: Path, name: str, command: str = "slack") -> None:
+        self.env, self.cwd, self.name, self.command = env, cwd, name, command
         self.proc: asyncio.subprocess.Process | None = None
         self.url = ""
 
     async def start(self) -> None:
         self.err = (self.cwd / f"{self.name}.err").open("wb")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "slack",
+            sys.executable, "-m", "bot", self.command,
             cwd=self.cwd, env=self.env, stdout=asyncio.subprocess.PIPE, stderr=self.err,
         )  # fmt: skip
         assert self.proc.stdout is not None
         line = (await asyncio.wait_for(self.proc.stdout.readline(), 60)).decode()
-        assert "listening on http://" in line, line + self.stderr()
-        self.url = line.split("listening on ", 1)[1].split(";", 1)[0].strip()
+        assert "web endpoint listening on http://" in line, line + self.stderr()
+        self.base = line.split("listening on ", 1)[1].split()[0]
+        self.url = self.base + "/slack/events"
 
     def stderr(self) -> str:
         return (self.cwd / f"{self.name}.err").read_text()
@@ -97,6 +99,8 @@ async def test_http_mode_end_to_end_and_a_restart_between_upload_and_record(
 
         second = BotProcess(env, tmp_path, "second")
         await second.start()
+        async with http.get(second.base + "/healthz") as health:
+            assert health.status == 200  # the slack process is the bot's endpoint too
 
         def delivered() -> bool:
             statuses = by_metadata(fake.messages.get("C1", []), STATUS_EVENT)
@@ -198,3 +202,37 @@ def test_http_mode_mounts_the_route_for_serve(
     assert list(chat_services(settings)) == ["slack"]  # the token check at start
     (factory,) = chat_routes(settings)
     assert factory.__name__ == "slack_routes"
+
+
+async def test_serve_mounts_slack_on_the_one_endpoint(
+    simulator: Simulator, database_url: str, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    env = process_env(simulator, database_url, fake_slack)
+    serve = BotProcess(env, tmp_path, "serve", command="serve")
+    await serve.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            body = payloads.slash("/animate", "waves", response_url=fake_slack.response_url())
+            status, _ = await serve.post(http, body)
+            assert status == 200
+            await fake_slack.wait_for("views.open")
+            forged = {"Content-Type": payloads.FORM, **payloads.signed(body, secret="nope")}
+            async with http.post(serve.url, data=body.encode(), headers=forged) as resp:
+                assert resp.status == 401
+    finally:
+        assert await serve.stop() == 0, serve.stderr()
+    assert len(fake_slack.calls_to("views.open")) == 1
+
+
+async def test_serve_says_which_slack_setting_is_missing(
+    simulator: Simulator, database_url: str, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    env = process_env(simulator, database_url, fake_slack)
+    env.pop("SLACK_SIGNING_SECRET", None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "serve", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2
+    assert err.decode().startswith("error: SLACK_SIGNING_SECRET is not set")
