@@ -143,16 +143,15 @@ class AnimateService:
         return self.check(model, prompt, resolved)
 
     async def preflight(self, req: AnimateRequest) -> Quote:
-        """What `reserve` would refuse, found without reading the image or moving money:
-        the options (RequestRefused with `fields`), the image source, the model, a paused
-        server, and a cap that has no room right now. For a form that must answer within
-        seconds (Slack's modal shows these on its fields); `reserve` still decides, so a
-        request that passes here can be refused there (its image, a race for the last cent).
+        """What `reserve` would refuse, found without the image (`req.image` is not looked
+        at) and without moving money: the options (RequestRefused with `fields`), the model,
+        a paused server, and a cap that has no room right now. For a form that must answer
+        within seconds (Slack's modal shows these on its fields); `reserve` still decides, so
+        a request that passes here can be refused there (its image, a race for the last cent).
         """
         server_id = qualify(req.platform, req.server_id) if req.server_id else None
         options = await self.resolve_options(server_id, req.model, req.options)
         _, _, quote = self.check(req.model, req.prompt, options)
-        _check_image_source(req)
         if await self.jobs.get_by_event(req.platform, req.event_id) is not None:
             return quote  # a repeat: `reserve` returns the first job and reserves nothing
         if server_id is not None and await self.servers.is_paused(server_id):

@@ -116,7 +116,10 @@ class ChatSink:
         note: str | None = None,
         delivered: bool = False,
     ) -> None:
-        """Show the job's status as it is now (also for a button press that changed it)."""
+        """Show the job's status as it is now (also for a button press that changed it).
+        A job deleted with the Delete button gets no status message again."""
+        if job.meta.get("deleted_by"):
+            return
         reservation = await self.ledger.get(job.ledger_key)
         view = render_status(
             job, self.m, reservation=reservation, progress=progress, note=note,

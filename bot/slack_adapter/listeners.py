@@ -266,8 +266,8 @@ class Listeners:
                 if problem is not None:
                     errors[IMAGE] = problem
         try:
-            req = self._request(body, form, origin, ImageSource(data=b""))
-            await self.service.preflight(req)
+            not_read_yet = ImageSource(data=b"")  # preflight does not look at the image
+            await self.service.preflight(self._request(body, form, origin, not_read_yet))
         except RequestRefused as exc:
             for block, text in field_errors(exc, view, form.model).items():
                 errors.setdefault(block, text)

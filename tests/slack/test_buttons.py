@@ -137,3 +137,16 @@ async def test_buttons_work_after_a_restart(slack: SlackHarness) -> None:
     answer = await press(slack, "delete", job, user="UOWNER")  # a workspace owner
     assert answer["text"].startswith("Deleted.")
     assert slack.fake.clip_messages() == []
+
+
+async def test_a_running_clip_deleted_leaves_no_status_and_no_clip(slack: SlackHarness) -> None:
+    view = await slack.animate()
+    job = await slack.job_for(view)
+    answer = await press(slack, "delete", job)
+    assert answer["text"].startswith("Deleted. Cancel requested.")
+    job = await slack.follow(job.id)  # the runner ends it after the provider finishes
+    assert job.status is JobStatus.CANCELLED
+    thread = slack.fake.thread("C1", job.thread_id or "")
+    assert by_metadata(thread, STATUS_EVENT) == [] and slack.fake.clip_messages() == []
+    (summary,) = by_metadata(thread, REQUEST_EVENT)
+    assert summary["text"] == "🗑️ Clip deleted by <@U1>."
