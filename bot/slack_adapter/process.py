@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import App
 from bot.chat.admin import AdminOps
@@ -36,6 +37,9 @@ from bot.slack_adapter.web import (
     require_signing_secret,
     web_client,
 )
+
+if TYPE_CHECKING:
+    from bot.cli.processes import RouteFactory, Service
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +63,7 @@ def check_settings(settings: Settings) -> None:
         require_signing_secret(settings)
 
 
-def _client(app: App) -> Any:
+def _client(app: App) -> AsyncWebClient:
     """A Web API client on its own session, closed with the App."""
     session = aiohttp.ClientSession()
     app.resources.push_async_callback(session.close)
@@ -128,7 +132,7 @@ async def socket_service(app: App, stop: asyncio.Event) -> None:
         await handler.close_async()
 
 
-def http_service() -> Any:
+def http_service() -> Service:
     """HTTP mode for `python -m bot slack`: the bot's HTTP endpoint (its limits, access log,
     /healthz) with /slack/events mounted, as `serve` runs it."""
     from bot.web import web_service
@@ -136,7 +140,7 @@ def http_service() -> Any:
     return web_service([slack_routes])
 
 
-def slack_services(settings: Settings) -> dict[str, Any]:
+def slack_services(settings: Settings) -> dict[str, Service]:
     """For `serve`: Socket Mode as a service; in HTTP mode the token check (the route is
     in `slack_route_factories`). A setting that cannot work raises SlackSetupError now."""
     if not slack_enabled(settings):
@@ -145,7 +149,7 @@ def slack_services(settings: Settings) -> dict[str, Any]:
     return {"slack": socket_service if socket_mode(settings) else check_token}
 
 
-def slack_route_factories(settings: Settings) -> list[Any]:
+def slack_route_factories(settings: Settings) -> list[RouteFactory]:
     if not slack_enabled(settings) or socket_mode(settings):
         return []
     check_settings(settings)
