@@ -37,7 +37,9 @@ def _when(at: float) -> str:
 
 
 def cap_line(u: CapUsage, m: Markup) -> str:
-    who = _WHOSE[u.scope_kind]
+    who = "This workspace" if u.scope_kind == "server" and m.platform == "slack" else (
+        _WHOSE[u.scope_kind]
+    )
     if u.unit == "jobs":
         if u.limit is None:
             return f"{who}: {u.used} {_CAP[u.cap]} (no limit)"

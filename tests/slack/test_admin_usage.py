@@ -116,6 +116,7 @@ async def test_usage_is_private_and_shows_every_cap(slack: SlackHarness) -> None
     assert answer["response_type"] == "ephemeral"
     assert "You today: $0.10 spent, $0.00 held, *$0.90* left of $1.00" in answer["text"]
     assert "resets" in answer["text"]
+    assert "This workspace: 0 rendering at once" in answer["text"]
 
 
 async def test_the_home_tab_shows_the_budget_and_recent_clips(slack: SlackHarness) -> None:
