@@ -168,9 +168,9 @@ def reference_handler() -> Handler:
 def summary(samples: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000 for s in samples)
     return {
-        "p50_ms": round(statistics.median(ms), 2),
-        "p99_ms": round(ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))], 2),
-        "max_ms": round(ms[-1], 2),
+        "p50_ms": round(statistics.median(ms), 3),
+        "p99_ms": round(ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))], 3),
+        "max_ms": round(ms[-1], 3),
     }
 
 
@@ -241,7 +241,7 @@ async def run(requests: int, rounds: int) -> dict[str, Any]:
 
 
 def _ratio(ours: float, reference: float) -> float | None:
-    return round(ours / reference, 2) if reference else None
+    return round(ours / reference, 1) if reference else None
 
 
 def main(argv: list[str] | None = None) -> int:
