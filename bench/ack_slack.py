@@ -2,6 +2,9 @@
 
     python bench/ack_slack.py [--requests 200] [--rounds 5] [--json]
 
+Runs on its own; `run(args)` is the Slack mode of the chat benchmark `bench/ack.py`
+(`--platform slack`) when that file is beside it.
+
 Runs the real front door (bolt `AsyncApp` with its signature check, the replay guard and the
 listeners, behind aiohttp on loopback, with a SQLite database) against a small fake Slack Web
 API, and sends `--requests` correctly signed `/animate` slash commands at once, `--rounds`
@@ -38,7 +41,8 @@ import aiohttp
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
-ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.app import open_app  # noqa: E402
@@ -174,7 +178,7 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def run(requests: int, rounds: int) -> dict[str, Any]:
+async def measure(requests: int, rounds: int) -> dict[str, Any]:
     fake, base = start_fake_slack()
     api_url = f"{base}/api/"
     ours, reference = Timings(), Timings()
@@ -240,6 +244,31 @@ async def run(requests: int, rounds: int) -> dict[str, Any]:
     }
 
 
+async def run(args: argparse.Namespace) -> Any:
+    """`bench/ack.py --platform slack` (the chat benchmark, when present beside this file):
+    the same measurement, reported as that bench's `Report` (`--n`, `--rounds`)."""
+    sys.path.insert(0, str(BENCH))
+    import ack  # type: ignore[import-not-found]  # bench/ack.py: its Report and Figure
+
+    r = await measure(args.n, args.rounds)
+    figures = [
+        ("ack p50 (in the server)", "ack_p50_ms", "reference_p50_ms"),
+        ("ack p99 (in the server)", "ack_p99_ms", "reference_p99_ms"),
+        ("round trip p50 (send to 200)", "round_trip_p50_ms", "reference_round_trip_p50_ms"),
+        ("round trip p99 (send to 200)", "round_trip_p99_ms", "reference_round_trip_p99_ms"),
+    ]
+    return ack.Report(
+        platform="slack",
+        setup=(
+            f"{args.n} signed /animate at once x {args.rounds} rounds into the real front door "
+            f"(bolt, HTTP mode, SQLite) on loopback; {r['acks_200']} acks, "
+            f"{r['modals_opened']} modals opened"
+        ),
+        reference="a bare aiohttp handler that checks the signature and answers 200",
+        figures=[ack.Figure(what, r[ours], "ms", r[ref]) for what, ours, ref in figures],
+    )
+
+
 def _ratio(ours: float, reference: float) -> float | None:
     return round(ours / reference, 1) if reference else None
 
@@ -254,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_fake_slack:
         asyncio.run(serve_fake_slack())
         return 0
-    result = asyncio.run(run(args.requests, args.rounds))
+    result = asyncio.run(measure(args.requests, args.rounds))
     for key, value in result.items():
         print(f"{key:>20}: {value}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
