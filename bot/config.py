@@ -181,7 +181,14 @@ class Settings(BaseSettings):
     def _comma_list(cls, v: Any) -> Any:
         """`DISCORD_GUILD_IDS=123,456` (commas or spaces), as operators write lists."""
         if isinstance(v, str):
-            return tuple(part for part in re.split(r"[\s,]+", v.strip()) if part)
+            v = tuple(part for part in re.split(r"[\s,]+", v.strip()) if part)
+        for part in v if isinstance(v, tuple | list) else ():
+            if not str(part).isdigit():
+                raise ValueError(
+                    f"DISCORD_GUILD_IDS must list server ids (numbers) separated by commas, "
+                    f"and {str(part)!r} is not one: in Discord turn on Developer Mode, "
+                    "right-click the server and Copy Server ID"
+                )
         return v
 
     @field_validator(*_MONEY_CAPS, *_COUNT_CAPS, mode="before")

@@ -57,6 +57,10 @@ class SinkRegistry:
     def register(self, kind: str, sink: Sink) -> None:
         self._sinks[kind] = sink
 
+    def get(self, kind: str) -> Sink | None:
+        """The sink registered for `kind`, if any (a front door finds its own sink)."""
+        return self._sinks.get(kind)
+
     def for_job(self, job: Any) -> Sink:
         return self._sinks.get(str(job.sink.get("kind", "")), self._default)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -150,7 +150,11 @@ class AdminOps:
         self.ledger = service.ledger
         self.servers = service.servers
 
-    async def show_caps(self, actor: Actor) -> list[str]:
+    async def show_caps(
+        self, actor: Actor, *, role_name: Callable[[str], str] = str
+    ) -> list[str]:
+        """The server's caps, the members' defaults and each role's caps. `role_name`: how
+        the platform names a role id (Discord: a role mention)."""
         _require_admin(actor)
         assert actor.server_id is not None
         server = await self.ledger.get_limits("server", actor.server_id)
@@ -159,13 +163,20 @@ class AdminOps:
             f"Members by default: {describe_limits(self.service.user_limits)}.",
         ]
         for role_id, caps in sorted((await self.servers.role_limits(actor.server_id)).items()):
-            lines.append(f"Role {role_id}: {describe_limits(caps)}.")
+            lines.append(f"Role {role_name(role_id)}: {describe_limits(caps)}.")
         return lines
 
     async def set_caps(
-        self, actor: Actor, target: Target, target_id: str | None, caps: dict[str, CapValue]
+        self,
+        actor: Actor,
+        target: Target,
+        target_id: str | None,
+        caps: dict[str, CapValue],
+        *,
+        name: str | None = None,
     ) -> str:
-        """Set the server's, a role's or a member's caps; says what they are now."""
+        """Set the server's, a role's or a member's caps; says what they are now. `name`:
+        how to call the role or member in the answer (default: its id)."""
         _require_admin(actor)
         assert actor.server_id is not None
         if target == "server":
@@ -175,12 +186,12 @@ class AdminOps:
             raise RequestRefused(f"Name the {target} whose caps to set.")
         if target == "role":
             role = await self.servers.set_role_limits(actor.server_id, target_id, **caps)
-            return f"Role {target_id} now sets: {describe_limits(role)}."
+            return f"Role {name or target_id} now sets: {describe_limits(role)}."
         member = target_id if ":" in target_id else f"{actor.platform}:{target_id}"
         await self.ledger.set_limits("user", member, **caps)
         shown = {k: v for k, v in caps.items() if v != "default"}
         dropped = [_LABELS[k] for k, v in caps.items() if v == "default"]
-        said = f"Member {member.split(':', 1)[-1]} now has their own caps: "
+        said = f"Member {name or member.split(':', 1)[-1]} now has their own caps: "
         said += describe_limits(shown) if shown else "none"
         if dropped:
             said += f" (dropped: {', '.join(dropped)})"

@@ -120,6 +120,12 @@ class ChatSink:
         A job deleted with the Delete button gets no status message again."""
         if job.meta.get("deleted_by"):
             return
+        current = await self.jobs.get(job.id)  # the caller's copy may predate a Delete
+        if current is not None:
+            if current.meta.get("deleted_by"):
+                return
+            if job.message_id is None and current.message_id:
+                job = dataclasses.replace(job, message_id=current.message_id)
         reservation = await self.ledger.get(job.ledger_key)
         view = render_status(
             job, self.m, reservation=reservation, progress=progress, note=note,

@@ -109,6 +109,18 @@ def cancel_recorded(job: Job) -> str:
     )
 
 
+def refused(message: str) -> str:
+    """A refusal as a person reads it: one sentence, capitalised, saying that it cost
+    nothing (refusals always happen before any money is held)."""
+    text = " ".join(message.split())
+    text = text[:1].upper() + text[1:]
+    if text and not text.endswith((".", "!", "?")):
+        text += "."
+    if "charged" not in text.lower():
+        text += " Nothing was charged."
+    return text
+
+
 def missing_permissions(missing: list[str]) -> str:
     listed = ", ".join(missing)
     return (

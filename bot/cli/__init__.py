@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "bot.cli.demo",  # demo
     "bot.cli.serve",  # web, serve
     "bot.cli.slack",  # slack
+    "bot.cli.discord_bot",  # discord
 )
 
 

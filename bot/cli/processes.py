@@ -43,7 +43,12 @@ def chat_services(settings: Settings) -> dict[str, Service]:
     gateway client; Slack in Socket Mode. Each front door adds itself here."""
     from bot.slack_adapter.process import slack_services
 
-    return {**slack_services(settings)}
+    services: dict[str, Service] = {**slack_services(settings)}
+    if settings.discord_token is not None:
+        from bot.discord_adapter import discord_service
+
+        services["discord"] = discord_service(announce)
+    return services
 
 
 def chat_routes(settings: Settings) -> list[RouteFactory]:
@@ -79,6 +84,10 @@ def add_chat_sinks(app: App) -> None:
         from bot.slack_adapter.process import add_slack_sink
 
         add_slack_sink(app)
+    if app.settings.discord_token is not None:
+        from bot.discord_adapter import discord_sink
+
+        app.sinks.register("discord", discord_sink(app))
 
 
 async def run_services(

@@ -1,0 +1,89 @@
+"""The Discord front door (discord.py): it only translates.
+
+Discord interactions become `AnimateRequest`s and `Actor`s (`events`), go to the service and
+to `bot.chat` (`front`, with the commands in `commands` and `admin_commands`), and what comes
+back becomes Discord messages, buttons and forms (`render`, `views`). Delivery goes through
+the bot token over REST (`poster`), so a worker without a gateway delivers too.
+
+    discord_sink(app)      the runner's sink for Discord jobs (registered by add_chat_sinks)
+    discord_service(...)   the gateway client as a long-running service (python -m bot discord)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import discord
+
+from bot.app import App
+from bot.chat.delivery import ChatSink
+from bot.discord_adapter.client import make_client
+from bot.discord_adapter.front import DiscordFrontDoor
+from bot.discord_adapter.gateway import DiscordSetupError, token_refused, use_api_base
+from bot.discord_adapter.poster import DiscordPoster, RestClient
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DiscordSetupError", "discord_service", "discord_sink"]
+
+
+def _token(app: App) -> str:
+    if app.settings.discord_token is None:
+        raise DiscordSetupError(
+            "DISCORD_TOKEN is not set: create a bot in the Discord Developer Portal and put "
+            "its token in DISCORD_TOKEN (README, Discord)."
+        )
+    return app.settings.discord_token.get_secret_value()
+
+
+def discord_sink(app: App) -> ChatSink:
+    """The sink that delivers Discord jobs through the bot token, with a REST-only client
+    that is closed with the App."""
+    use_api_base(app.settings.discord_api_base_url)
+    rest = RestClient(_token(app))
+    app.resources.push_async_callback(rest.close)
+    return ChatSink(DiscordPoster(rest), jobs=app.db.jobs, ledger=app.db.ledger, links=None)
+
+
+def discord_service(
+    ready: Callable[[str], None] = lambda line: None,
+) -> Callable[[App, asyncio.Event], Coroutine[Any, Any, None]]:
+    """`python -m bot discord` as a service for `run_services`: the gateway client until
+    `stop`; then the interactions in hand are finished and the client closed."""
+
+    async def run(app: App, stop: asyncio.Event) -> None:
+        token = _token(app)
+        use_api_base(app.settings.discord_api_base_url)
+        sink = app.sinks.get("discord")
+        if not isinstance(sink, ChatSink):
+            sink = discord_sink(app)
+            app.sinks.register("discord", sink)
+        front = DiscordFrontDoor(app, sink)
+        client = make_client(
+            front,
+            api_base=app.settings.discord_api_base_url,
+            guild_ids=app.settings.discord_guild_ids,
+            shards=app.settings.discord_shards,
+            ready=ready,
+        )
+        async with client:
+            gateway = asyncio.create_task(client.start(token), name="discord-gateway")
+            stopped = asyncio.create_task(stop.wait())
+            try:
+                await asyncio.wait({gateway, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopped.cancel()
+                await front.drain()
+                await client.close()
+            try:
+                await gateway
+            except discord.LoginFailure:
+                raise token_refused() from None
+            except (asyncio.CancelledError, discord.ConnectionClosed):
+                if not stop.is_set():
+                    raise
+
+    return run
