@@ -87,6 +87,10 @@ class DiscordFrontDoor:
             if self._busy == 0:
                 self._idle.set()
 
+    async def idle(self) -> None:
+        """Until no interaction is in hand."""
+        await self._idle.wait()
+
     async def drain(self, within_s: float = 30.0) -> None:
         """Stop taking interactions and wait for those in hand (a reservation between its
         reply and its submit holds a lease; finishing it hands the job over at once)."""

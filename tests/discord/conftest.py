@@ -77,25 +77,11 @@ class Bot:
         return job
 
     async def started(self, interaction_id: int) -> Job:
-        """The job, once its reply, thread and submission are done."""
+        """The job once its reply, thread and submission are done (the reply is posted
+        while the front door holds the interaction, so `idle` cannot return early)."""
         await self.reply(interaction_id)
-        job = await self.fake_wait_job(interaction_id)
-        return job
-
-    async def fake_wait_job(self, interaction_id: int) -> Job:
-        async def submitted() -> Job | None:
-            job = await self.app.db.jobs.get_by_event("discord", str(interaction_id))
-            return job if job is not None and job.provider_task_id else None
-
-        while (job := await submitted()) is None:
-            await self.fake.wait_for(lambda: True)
-            await self._settle()
-        return job
-
-    async def _settle(self) -> None:
-        import asyncio
-
-        await asyncio.sleep(0)
+        await self.front.idle()
+        return await self.job_of(interaction_id)
 
     async def finish(self, job_id: str) -> Job:
         """Run the job runner until the job is final."""

@@ -253,7 +253,7 @@ class FakeDiscord:
         token = self._token_of(interaction_id)
         return [
             m.content for m in self.messages.values()
-            if m.via_token == token and m.ephemeral and not m.deleted
+            if m.via_token == token and m.ephemeral and not m.deleted and not m.loading
         ]  # fmt: skip
 
     def public_answer(self, interaction_id: int) -> Message | None:
@@ -545,6 +545,8 @@ class FakeDiscord:
             msg.components = list(body["components"] or [])
         if files:
             msg.files = list(files)
+        if "allowed_mentions" in body:
+            msg.allowed_mentions = body["allowed_mentions"]
         msg.loading = False
         msg.edits += 1
         return _json(self._json(msg))
