@@ -58,6 +58,16 @@ class Bot:
         name, opts, resolved = self.p.animate(att, prompt, **options)
         return self.send(self.p.command(name, opts, resolved, **kw))
 
+    def press(self, custom_id: str, on: Message, **kw: Any) -> int:
+        """Press a button of a message the bot posted."""
+        return self.send(self.p.button(custom_id, self.fake.message_json(on), **kw))
+
+    async def answer(self, interaction_id: int) -> str:
+        """The (ephemeral) answer to a press or command, once it is there."""
+        texts = await self.fake.wait_for(lambda: self.fake.ephemeral_texts(interaction_id))
+        await self.front.idle()
+        return str(texts[-1])
+
     async def reply(self, interaction_id: int) -> Message:
         """The public reply to an /animate once it shows the price."""
         return await self.fake.wait_for(lambda: self._reply(interaction_id))

@@ -240,7 +240,11 @@ class FakeDiscord:
         ]  # fmt: skip
 
     def clips(self) -> list[Message]:
-        return [m for m in self.messages.values() if m.files and not m.deleted]
+        """The bot's messages that carry a file."""
+        return [
+            m for m in self.messages.values()
+            if m.files and not m.deleted and m.author is self.bot_user
+        ]  # fmt: skip
 
     def calls_to(self, method: str, pattern: str) -> list[Call]:
         rx = re.compile(pattern)
@@ -536,6 +540,17 @@ class FakeDiscord:
             allowed_mentions=body.get("allowed_mentions"),
         )  # fmt: skip
         self.messages[msg.id] = msg
+        for name, data in files:
+            self.cdn[f"{msg.id}-{name}"] = (data, "application/octet-stream")
+        return msg
+
+    def user_message(
+        self, channel_id: int | str, content: str, *, files: tuple[tuple[str, bytes], ...] = (),
+        user_id: str = "444",
+    ) -> Message:  # fmt: skip
+        """A message a member posted (e.g. the picture someone animates)."""
+        msg = self._new_message(int(channel_id), content, {}, list(files))
+        msg.author = {"id": user_id, "username": "artist", "discriminator": "0", "avatar": None}
         return msg
 
     def _edit(self, msg: Message, body: Any, files: list[tuple[str, bytes]]) -> web.Response:
@@ -551,6 +566,10 @@ class FakeDiscord:
         msg.edits += 1
         return _json(self._json(msg))
 
+    def message_json(self, msg: Message) -> dict[str, Any]:
+        """The message as Discord sends it (for payloads that carry one)."""
+        return self._json(msg)
+
     def _json(self, msg: Message) -> dict[str, Any]:
         return {
             "id": str(msg.id), "channel_id": str(msg.channel_id), "guild_id": str(self.guild_id),
@@ -559,6 +578,7 @@ class FakeDiscord:
             "mention_everyone": False, "mentions": [], "mention_roles": [],
             "attachments": [
                 {"id": str(msg.id + i), "filename": name, "size": len(data),
+                 **({"content_type": "image/png"} if name.endswith(".png") else {}),
                  "url": f"http://{self.host}:{self.port}/cdn/{msg.id}-{name}",
                  "proxy_url": f"http://{self.host}:{self.port}/cdn/{msg.id}-{name}"}
                 for i, (name, data) in enumerate(msg.files)
