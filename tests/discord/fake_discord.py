@@ -55,6 +55,7 @@ class Call:
     files: list[tuple[str, bytes]]
     bot_auth: bool
     at: float
+    status: int = 0
 
 
 @dataclass
@@ -120,6 +121,7 @@ class FakeDiscord:
         self.synced: dict[str, list[dict[str, Any]]] = {}
         self.upload_limit: int | None = None
         self.dm_closed: set[str] = set()
+        self.honour_nonces = True  # False: as after Discord's nonce window has passed
         self.app_id = self.snowflake()
         self.bot_user = {
             "id": str(self.snowflake()), "username": "animatebot", "discriminator": "0",
@@ -316,24 +318,33 @@ class FakeDiscord:
         path = "/" + request.match_info["tail"]
         body, files = await _read_body(request)
         auth = request.headers.get("Authorization", "")
-        self.calls.append(
-            Call(request.method, path, dict(request.query), body, files,
-                 auth == f"Bot {TOKEN}", time.perf_counter())
-        )  # fmt: skip
+        call = Call(request.method, path, dict(request.query), body, files,
+                    auth == f"Bot {TOKEN}", time.perf_counter())  # fmt: skip
+        self.calls.append(call)
         try:
-            for fault in self.faults:
-                if fault.times > 0 and fault.method == request.method and fault.path.search(path):
-                    fault.times -= 1
-                    return _json(fault.body, status=fault.status,
-                                             headers=fault.headers)  # fmt: skip
-            return await self._route(request.method, path, request.query, body, files, auth)
+            response = await self._respond(request.method, path, request.query, body, files, auth)
+            call.status = response.status
+            return response
         finally:
             await self.poke()
+
+    async def _respond(
+        self, method: str, path: str, query: Any, body: Any, files: list[tuple[str, bytes]],
+        auth: str,
+    ) -> web.Response:  # fmt: skip
+        for fault in self.faults:
+            if fault.times > 0 and fault.method == method and fault.path.search(path):
+                fault.times -= 1
+                return _json(fault.body, status=fault.status, headers=fault.headers)
+        try:
+            return await self._route(method, path, query, body, files, auth)
+        except web.HTTPException as exc:
+            return web.Response(status=exc.status, body=exc.body, headers=exc.headers)
 
     async def _route(
         self, method: str, path: str, query: Any, body: Any, files: list[tuple[str, bytes]],
         auth: str,
-    ) -> web.StreamResponse:  # fmt: skip
+    ) -> web.Response:  # fmt: skip
         parts = path.strip("/").split("/")
         if parts[0] == "interactions" and method == "POST":
             return self._callback(parts[2], body, files)
@@ -479,7 +490,7 @@ class FakeDiscord:
 
     def _post(self, cid: int, body: Any, files: list[tuple[str, bytes]]) -> web.Response:
         nonce = body.get("nonce")
-        if nonce and body.get("enforce_nonce"):
+        if nonce and body.get("enforce_nonce") and self.honour_nonces:
             for m in self.messages.values():
                 if m.nonce == nonce and m.channel_id == cid:
                     return _json(self._json(m))

@@ -54,7 +54,7 @@ class Payloads:
     ) -> dict[str, Any]:
         fake = self.fake
         channel = channel or fake.channels[int(fake.channel_id)]
-        iid = fake.snowflake(at)
+        iid = fake.snowflake(fake.now() if at is None else at)
         token = f"itoken-{next(_counter)}-{secrets.token_hex(4)}"
         fake.expect_interaction(iid, token, type, channel["id"])
         payload: dict[str, Any] = {

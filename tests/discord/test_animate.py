@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bot.chat.admin import AdminOps
 from bot.chat.actions import Actor
+from bot.chat.admin import AdminOps
 from storage import JobStatus
 from tests.discord.conftest import Bot
 from tests.discord.fake_discord import EPHEMERAL, THREAD_TYPES, FakeDiscord
