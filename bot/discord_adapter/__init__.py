@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import aiohttp
 import discord
 
 from bot.app import App
@@ -82,6 +83,11 @@ def discord_service(
                 await gateway
             except discord.LoginFailure:
                 raise token_refused() from None
+            except aiohttp.ClientConnectionError as exc:
+                raise DiscordSetupError(
+                    f"Could not reach Discord at {app.settings.discord_api_base_url} ({exc}): "
+                    "check the network, or DISCORD_API_BASE_URL if you set it."
+                ) from None
             except (asyncio.CancelledError, discord.ConnectionClosed):
                 if not stop.is_set():
                     raise

@@ -364,6 +364,8 @@ class FakeDiscord:
             })  # fmt: skip
         if parts[0] == "applications" and method == "PUT":
             guild = parts[3] if len(parts) > 3 else "global"
+            if guild not in ("global", str(self.guild_id)):  # the bot is not in that server
+                return _error(403, 50001, "Missing Access")
             return self._sync(guild, body)
         if path == "/users/@me/channels" and method == "POST":
             return self._dm(str(body["recipient_id"]))
