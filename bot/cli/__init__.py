@@ -62,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # discord.py logs whole gateway payloads and request URLs at DEBUG, and both carry
+    # interaction tokens: never below INFO, whatever LOG_LEVEL says.
+    for chatty in ("discord.gateway", "discord.http", "discord.webhook", "discord.client"):
+        logging.getLogger(chatty).setLevel(max(logging.INFO, logging.getLogger().level))
     try:
         return int(args.handler(args) or 0)
     except CliError as exc:

@@ -134,6 +134,7 @@ class FakeDiscord:
         self.sockets: list[web.WebSocketResponse] = []
         self.identified = asyncio.Event()
         self.identify: dict[str, Any] | None = None
+        self.identifies: list[dict[str, Any]] = []
 
     # --- ids, time ---
 
@@ -617,8 +618,10 @@ class FakeDiscord:
                     await ws.send_str(json.dumps({"op": 11}))
                 elif data.get("op") == 2:
                     self.identify = data["d"]
+                    self.identifies.append(data["d"])
                     ready = {
                         "v": 10, "user": self.bot_user, "guilds": [], "session_id": "fake",
+                        **({"shard": data["d"]["shard"]} if "shard" in data["d"] else {}),
                         "resume_gateway_url": self.gateway_url,
                         "application": {"id": str(self.app_id), "flags": 0},
                     }  # fmt: skip

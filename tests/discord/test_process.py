@@ -62,7 +62,8 @@ async def test_the_process_takes_an_animate_to_a_clip_and_survives_a_restart(
     simulator: Simulator, database_url: str, tmp_path: Path
 ) -> None:
     async with FakeDiscord() as fake:
-        env = process_env(simulator, database_url, fake)
+        # DEBUG: even then no token (the bot's or an interaction's) reaches the logs.
+        env = process_env(simulator, database_url, fake, LOG_LEVEL="DEBUG")
         proc = await start(env, tmp_path)
         try:
             await asyncio.wait_for(fake.identified.wait(), 60)
@@ -99,6 +100,7 @@ async def test_the_process_takes_an_animate_to_a_clip_and_survives_a_restart(
         assert len(fake.clips()) == 1 and len(_status_in_thread(fake)) == 1
         for text in (out, err, out2, err2):
             assert TOKEN not in text and "secret-part" not in text
+            assert payload["token"] not in text
 
 
 def _status_in_thread(fake: FakeDiscord) -> list[Any]:
@@ -129,3 +131,20 @@ async def test_operator_mistakes_are_one_sentence(
     assert lines[-1].startswith(f"error: {says}")
     assert lines[-1].count(". ") <= 1 and "Traceback" not in err.decode()
     assert TOKEN not in err.decode() + out.decode() and "not-the-token" not in err.decode()
+
+
+async def test_discord_shards_runs_the_auto_sharded_client(
+    simulator: Simulator, database_url: str, tmp_path: Path
+) -> None:
+    async with FakeDiscord() as fake:
+        env = process_env(simulator, database_url, fake, DISCORD_SHARDS="2")
+        proc = await start(env, tmp_path)
+        try:
+            shards = await fake.wait_for(
+                lambda: sorted(tuple(i["shard"]) for i in fake.identifies)
+                if len(fake.identifies) == 2 else None, timeout=60,
+            )  # fmt: skip
+        finally:
+            _, err = await stop(proc)
+    assert shards == [(0, 2), (1, 2)]
+    assert proc.returncode == 0, err
