@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -30,6 +31,8 @@ from bot.discord_adapter.gateway import (
 from bot.discord_adapter.views import AnimateButton
 
 log = logging.getLogger(__name__)
+
+MAX_CONNECTIONS = 512
 
 
 def intents() -> discord.Intents:
@@ -137,6 +140,12 @@ class AnimateShardedClient(discord.AutoShardedClient):
         await self.hooks.on_interaction(interaction)
 
 
+def http_connector() -> aiohttp.TCPConnector:
+    """Room for a burst: every answer to an interaction is its own HTTP request, and with
+    aiohttp's default of 100 connections the 101st ack of a burst waits for a free one."""
+    return aiohttp.TCPConnector(limit=MAX_CONNECTIONS)
+
+
 def make_client(
     front: DiscordFrontDoor,
     *,
@@ -144,15 +153,17 @@ def make_client(
     guild_ids: Sequence[int] = (),
     shards: int | None = None,
     ready: Callable[[str], None] = lambda line: None,
+    **options: Any,
 ) -> AnimateClient | AnimateShardedClient:
     """The bot's client; `shards` (DISCORD_SHARDS) picks discord.py's `AutoShardedClient`
-    with that many shards in this process (0: as many as Discord recommends)."""
-
+    with that many shards in this process (0: as many as Discord recommends). `options` go
+    to discord.py's client (e.g. `http_trace`). Call it with the event loop running."""
     no_voice()
 
     def hooks(client: discord.Client, front: DiscordFrontDoor) -> _Hooks:
         return _Hooks(client, front, api_base=api_base, guild_ids=guild_ids, ready=ready)
 
+    options.setdefault("connector", http_connector())
     if shards is None:
-        return AnimateClient(front, hooks=hooks)
-    return AnimateShardedClient(front, hooks=hooks, shard_count=shards or None)
+        return AnimateClient(front, hooks=hooks, **options)
+    return AnimateShardedClient(front, hooks=hooks, shard_count=shards or None, **options)

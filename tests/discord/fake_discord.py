@@ -122,6 +122,9 @@ class FakeDiscord:
         self.upload_limit: int | None = None
         self.dm_closed: set[str] = set()
         self.honour_nonces = True  # False: as after Discord's nonce window has passed
+        # True: a token seen for the first time is taken as a new interaction (benchmarks
+        # send interactions the fake was not told about).
+        self.accept_any_token = False
         self.app_id = self.snowflake()
         self.bot_user = {
             "id": str(self.snowflake()), "username": "animatebot", "discriminator": "0",
@@ -163,6 +166,8 @@ class FakeDiscord:
         app.router.add_route("*", "/api/v10/{tail:.*}", self._handle)
         app.router.add_get("/cdn/{name}", self._cdn)
         app.router.add_get("/gateway", self._gateway)
+        app.router.add_post("/_control/file", self._control_file)
+        app.router.add_get("/_control/calls", self._control_calls)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, 0)
@@ -306,6 +311,16 @@ class FakeDiscord:
         for ws in list(self.sockets):
             await ws.send_str(json.dumps(payload))
 
+    # --- control (for a fake running in its own process: benchmarks) ---
+
+    async def _control_file(self, request: web.Request) -> web.Response:
+        return _json({"url": self.serve_file(await request.read())})
+
+    async def _control_calls(self, request: web.Request) -> web.Response:
+        calls = [{"method": c.method, "path": c.path, "at": c.at, "status": c.status}
+                 for c in self.calls]  # fmt: skip
+        return _json(calls)
+
     # --- HTTP ---
 
     async def _cdn(self, request: web.Request) -> web.StreamResponse:
@@ -320,7 +335,7 @@ class FakeDiscord:
         body, files = await _read_body(request)
         auth = request.headers.get("Authorization", "")
         call = Call(request.method, path, dict(request.query), body, files,
-                    auth == f"Bot {TOKEN}", time.perf_counter())  # fmt: skip
+                    auth == f"Bot {TOKEN}", time.monotonic())  # fmt: skip
         self.calls.append(call)
         try:
             response = await self._respond(request.method, path, request.query, body, files, auth)
@@ -348,7 +363,7 @@ class FakeDiscord:
     ) -> web.Response:  # fmt: skip
         parts = path.strip("/").split("/")
         if parts[0] == "interactions" and method == "POST":
-            return self._callback(parts[2], body, files)
+            return self._callback(parts[1], parts[2], body, files)
         if parts[0] == "webhooks":
             return self._webhook(method, parts, query, body, files)
         if auth != f"Bot {TOKEN}":
@@ -394,16 +409,21 @@ class FakeDiscord:
 
     # --- interaction answers ---
 
-    def _interaction(self, token: str) -> Interaction | web.Response:
+    def _interaction(self, token: str, iid: int | None = None) -> Interaction | web.Response:
         it = self.interactions.get(token)
+        if it is None and self.accept_any_token and iid is not None:
+            self.expect_interaction(iid, token, 2, self.channel_id)
+            it = self.interactions[token]
         if it is None:
             return _error(404, 10015, "Unknown Webhook")
         if self.now() > it.created_at + TOKEN_LIFE_S:
             return _error(401, 50027, "Invalid Webhook Token")
         return it
 
-    def _callback(self, token: str, body: Any, files: list[tuple[str, bytes]]) -> web.Response:
-        it = self._interaction(token)
+    def _callback(
+        self, iid: str, token: str, body: Any, files: list[tuple[str, bytes]]
+    ) -> web.Response:
+        it = self._interaction(token, int(iid))
         if isinstance(it, web.Response):
             return it
         if it.responded:
@@ -668,3 +688,20 @@ async def _read_body(request: web.Request) -> tuple[Any, list[tuple[str, bytes]]
         return json.loads(raw), []
     except ValueError:
         return raw.decode(errors="replace"), []
+
+
+async def serve_forever() -> None:
+    """Run the fake alone (a benchmark's separate process); the first line of output is
+    JSON: its REST base, application, server and channel ids."""
+    fake = FakeDiscord()
+    fake.accept_any_token = True
+    async with fake:
+        print(json.dumps({"base_url": fake.base_url, "app_id": fake.app_id,
+                          "guild_id": fake.guild_id, "channel": fake.channels[
+                              int(fake.channel_id)]}), flush=True)  # fmt: skip
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever())
