@@ -85,9 +85,9 @@ def add_chat_sinks(app: App) -> None:
 
         add_slack_sink(app)
     if app.settings.discord_token is not None:
-        from bot.discord_adapter import discord_sink
+        from bot.discord_adapter import discord_poster
 
-        app.sinks.register("discord", discord_sink(app))
+        app.sinks.register("discord", chat_sink(app, discord_poster(app)))
 
 
 async def run_services(

@@ -5,7 +5,7 @@ to `bot.chat` (`front`, with the commands in `commands` and `admin_commands`), a
 back becomes Discord messages, buttons and forms (`render`, `views`). Delivery goes through
 the bot token over REST (`poster`), so a worker without a gateway delivers too.
 
-    discord_sink(app)      the runner's sink for Discord jobs (registered by add_chat_sinks)
+    discord_poster(app)    how the runner's chat sink posts Discord jobs (add_chat_sinks)
     discord_service(...)   the gateway client as a long-running service (python -m bot discord)
 """
 
@@ -28,7 +28,7 @@ from bot.discord_adapter.poster import DiscordPoster, RestClient
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DiscordSetupError", "discord_service", "discord_sink"]
+__all__ = ["DiscordSetupError", "discord_poster", "discord_service"]
 
 
 def _token(app: App) -> str:
@@ -40,13 +40,13 @@ def _token(app: App) -> str:
     return app.settings.discord_token.get_secret_value()
 
 
-def discord_sink(app: App) -> ChatSink:
-    """The sink that delivers Discord jobs through the bot token, with a REST-only client
-    that is closed with the App."""
+def discord_poster(app: App) -> DiscordPoster:
+    """What the runner's chat sink posts Discord jobs with: the bot token over REST, with a
+    client that is closed with the App."""
     use_api_base(app.settings.discord_api_base_url)
     rest = RestClient(_token(app))
     app.resources.push_async_callback(rest.close)
-    return ChatSink(DiscordPoster(rest), jobs=app.db.jobs, ledger=app.db.ledger, links=None)
+    return DiscordPoster(rest)
 
 
 def discord_service(
@@ -59,8 +59,8 @@ def discord_service(
         token = _token(app)
         use_api_base(app.settings.discord_api_base_url)
         sink = app.sinks.get("discord")
-        if not isinstance(sink, ChatSink):
-            sink = discord_sink(app)
+        if not isinstance(sink, ChatSink):  # run_services registers it (add_chat_sinks)
+            sink = ChatSink(discord_poster(app), jobs=app.db.jobs, ledger=app.db.ledger)
             app.sinks.register("discord", sink)
         front = DiscordFrontDoor(app, sink)
         client = make_client(

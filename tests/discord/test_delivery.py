@@ -37,6 +37,21 @@ async def test_a_413_from_discord_posts_a_link_with_the_reason(bot: Bot) -> None
     assert posted.custom_ids() == [f"animate:reroll:{job.id}", f"animate:delete:{job.id}"]
 
 
+async def test_with_the_web_endpoint_the_link_is_the_bots_own(
+    make_bot: Any, tmp_path: Any
+) -> None:
+    async with make_bot(
+        public_base_url="https://bot.example", url_signing_secret="s" * 32,
+        clip_dir=str(tmp_path / "clips"),
+    ) as bot:  # fmt: skip
+        bot.fake.upload_limit = 1000
+        job = await bot.started(bot.animate())
+        await bot.finish(job.id)
+        (posted,) = [m for m in bot.fake.channel_messages(job.thread_id or "")
+                     if "your clip is ready" in m.content]  # fmt: skip
+        assert "Watch or download it here: https://bot.example/c/" in posted.content
+
+
 async def test_the_upload_limit_comes_from_the_interaction_and_the_server(bot: Bot) -> None:
     bot.p.attachment_size_limit = 500 * MIB  # a member with Nitro: the bot has no Nitro
     job = await bot.started(bot.animate())
