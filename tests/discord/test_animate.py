@@ -56,6 +56,9 @@ async def test_animate_is_deferred_visibly_then_replied_threaded_and_posted(bot:
     assert name == f"{job.id}.mp4" and data[4:8] == b"ftyp"
     assert clip.custom_ids() == [f"animate:reroll:{job.id}", f"animate:delete:{job.id}"]
     assert done.delivered_ref is not None and done.delivered_ref.endswith(f"/{clip.id}")
+    (sent,) = [c.body for c in bot.fake.calls_to("POST", rf"^/channels/{thread['id']}/messages$")
+               if c.files]  # fmt: skip
+    assert sent["nonce"] == f"animate-c-{job.id}" and sent["enforce_nonce"] is True
 
     statuses = [m for m in bot.fake.channel_messages(thread["id"]) if not m.files]
     (status,) = statuses
@@ -237,3 +240,11 @@ async def test_a_request_in_a_direct_message_is_refused(bot: Bot) -> None:
     text = await bot.refusal(iid)
     assert "server channel" in text
     assert THREAD_TYPES and MEMBER_PERMISSIONS  # (imported for the payload helpers)
+
+
+async def test_commands_sync_to_the_listed_servers_only(make_bot: Any, fake: FakeDiscord) -> None:
+    async with make_bot(discord_guild_ids=(fake.guild_id,)):
+        assert "global" not in fake.synced
+        names = sorted(c["name"] for c in fake.synced[str(fake.guild_id)])
+        assert names == ["Animate this image", "animate", "animate-admin", "jobs", "models",
+                         "usage"]  # fmt: skip
