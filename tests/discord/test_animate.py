@@ -107,7 +107,7 @@ REFUSALS: list[tuple[str, dict[str, Any], str]] = [
      "LoRA 'omninft' strength 'lots' is not a number: use 0 to 4. Nothing was charged."),
     ("no such model", {"model": "sora-3"}, "Unknown model 'sora-3'"),
     ("a seed the model does not take", {"model": "sora-2", "seed": 5}, "Sora-2 takes no seed"),
-    ("last image on a model without one", {"negative_prompt": "blur"},
+    ("a negative prompt on a model without one", {"negative_prompt": "blur"},
      "Openvideo takes no negative prompt"),
 ]  # fmt: skip
 
@@ -248,3 +248,17 @@ async def test_commands_sync_to_the_listed_servers_only(make_bot: Any, fake: Fak
         names = sorted(c["name"] for c in fake.synced[str(fake.guild_id)])
         assert names == ["Animate this image", "animate", "animate-admin", "jobs", "models",
                          "usage"]  # fmt: skip
+
+
+async def test_last_image_where_the_model_takes_one(bot: Bot) -> None:
+    last = bot.p.attachment(make_png(400, 300), name="end.png")
+    refused = bot.animate(last_image=last)
+    assert (await bot.refusal(refused)).startswith("Openvideo takes no last image")
+
+    last = bot.p.attachment(make_png(400, 300), name="end.png")
+    job = await bot.started(bot.animate(model="wan-2.2-fast", last_image=last))
+    kept = await bot.app.db.jobs.get_input(job.id, "last_image")
+    assert kept is not None and (kept.width, kept.height) == (400, 300)
+    assert job.params["last_image"] == last["url"]
+    done = await bot.finish(job.id)
+    assert done.status is JobStatus.DELIVERED
