@@ -14,11 +14,13 @@ import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from bot.errors import SetupError
+
 DEFAULT_API_BASE = "https://discord.com/api/v10"
 
 
-class DiscordSetupError(Exception):
-    """A setting the operator can fix (the token, the guild ids): one sentence naming it."""
+class DiscordSetupError(SetupError):
+    """A Discord setting the operator can fix (the token, the guild ids, the API base)."""
 
 
 def no_voice() -> None:

@@ -44,9 +44,11 @@ def process_env(simulator: Simulator, database_url: str, fake: FakeDiscord,
     return env
 
 
-async def start(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+async def start(
+    env: dict[str, str], cwd: Path, command: str = "discord"
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "discord", cwd=cwd, env=env,
+        sys.executable, "-m", "bot", command, cwd=cwd, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
 
@@ -148,3 +150,16 @@ async def test_discord_shards_runs_the_auto_sharded_client(
             _, err = await stop(proc)
     assert shards == [(0, 2), (1, 2)]
     assert proc.returncode == 0, err
+
+
+async def test_serve_with_a_refused_token_says_so_in_one_sentence(
+    simulator: Simulator, database_url: str, tmp_path: Path
+) -> None:
+    async with FakeDiscord() as fake:
+        env = process_env(simulator, database_url, fake, DISCORD_TOKEN="not-the-token",
+                          WEB_PORT="0")  # fmt: skip
+        proc = await start(env, tmp_path, "serve")
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2, err.decode()
+    assert err.decode().splitlines()[-1].startswith("error: DISCORD_TOKEN was refused by Discord")
+    assert "not-the-token" not in err.decode() + out.decode()
