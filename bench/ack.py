@@ -250,12 +250,18 @@ def bare_client(*, reply: bool, **options: Any) -> discord.Client:
     tree = app_commands.CommandTree(client)
 
     @tree.command(name="animate", description="reference")
-    async def animate(
+    async def animate(  # the same options as the bot's /animate
         interaction: discord.Interaction[Any],
         image: discord.Attachment,
         prompt: str,
+        model: str | None = None,
         duration: int | None = None,
         resolution: str | None = None,
+        loras: str | None = None,
+        preset: str | None = None,
+        seed: int | None = None,
+        negative_prompt: str | None = None,
+        last_image: discord.Attachment | None = None,
     ) -> None:
         busy.busy += 1
         try:
