@@ -113,12 +113,10 @@ def print_report(report: Report, *, as_json: bool) -> None:
         return
     print(f"{report.platform}: {report.setup}")
     print(f"reference: {report.reference}")
-    print(f"{'figure':<42} {'ours':>10} {'reference':>10} {'ratio':>7}")
+    print(f"{'figure':<44} {'ours':>12} {'reference':>12} {'ratio':>7}")
     for f in report.figures:
-        print(
-            f"{f.what:<42} {f.value:>8.2f} {f.unit:<2}"[:53].ljust(53)
-            + f"{f.reference:>8.2f} {f.unit:<2} {f.ratio:>6.2f}"
-        )
+        ours, ref = f"{f.value:.2f} {f.unit}", f"{f.reference:.2f} {f.unit}"
+        print(f"{f.what:<44} {ours:>12} {ref:>12} {f.ratio:>7.2f}")
 
 
 # --- processes the bench talks to ---
