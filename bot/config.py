@@ -14,25 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-MICROS_PER_USD = 1_000_000
-
-
-def usd_to_micros(value: Decimal | str | int) -> int:
-    """Exact dollars -> micro-dollars; refuses sub-micro precision rather than rounding."""
-    micros = Decimal(str(value)) * MICROS_PER_USD
-    if micros != micros.to_integral_value():
-        raise ValueError(f"{value} USD is finer than one micro-dollar")
-    return int(micros)
-
-
-def micros_to_usd(micros: int) -> str:
-    """Micro-dollars as a dollar string for people: 400000 -> '$0.40', 1234 -> '$0.001234'."""
-    sign = "-" if micros < 0 else ""
-    whole, frac = divmod(abs(micros), MICROS_PER_USD)
-    frac_s = f"{frac:06d}".rstrip("0")
-    frac_s = frac_s.ljust(2, "0")
-    return f"{sign}${whole}.{frac_s}"
-
+from providers.money import usd_to_micros
 
 # The cap fields of `Settings`, named once for its validators (pydantic refuses a misspelt one).
 _MONEY_CAPS = (

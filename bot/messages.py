@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from bot.config import micros_to_usd
+from providers.money import format_usd
 
 MODERATION_CODE = 1200
 
 
 def provider_failed(cost_micros: int, *, reason: str, code: int | None) -> str:
-    refund = f"You were not charged: the {micros_to_usd(cost_micros)} hold was released."
+    refund = f"You were not charged: the {format_usd(cost_micros)} hold was released."
     if code == MODERATION_CODE:
         return (
             "The provider's content filter refused this image or prompt, so no clip was made. "
@@ -29,7 +29,7 @@ def cancelled_before_submit() -> str:
 def cancelled_after_completion(cost_micros: int) -> str:
     return (
         "Cancelled, but the provider had already made the clip, so "
-        f"{micros_to_usd(cost_micros)} was charged."
+        f"{format_usd(cost_micros)} was charged."
     )
 
 
@@ -40,14 +40,14 @@ def cancelled_after_failure() -> str:
 def outcome_unknown(cost_micros: int, job_id: str) -> str:
     return (
         "The provider did not confirm the submission, so this clip may or may not have been "
-        f"made. The {micros_to_usd(cost_micros)} stays reserved until an operator checks "
+        f"made. The {format_usd(cost_micros)} stays reserved until an operator checks "
         f"job {job_id} with the provider; you will never be charged twice."
     )
 
 
 def output_expired(cost_micros: int) -> str:
     return (
-        f"The clip was made ({micros_to_usd(cost_micros)} charged) but its download link "
+        f"The clip was made ({format_usd(cost_micros)} charged) but its download link "
         "expired before it could be fetched. An operator can look it up with the provider."
     )
 
@@ -55,5 +55,5 @@ def output_expired(cost_micros: int) -> str:
 def task_gone(cost_micros: int) -> str:
     return (
         "The provider no longer knows this clip (it may have been deleted). You were not "
-        f"charged: the {micros_to_usd(cost_micros)} hold was released."
+        f"charged: the {format_usd(cost_micros)} hold was released."
     )

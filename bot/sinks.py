@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from bot.config import micros_to_usd
+from providers.money import format_usd
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class FileSink:
 
     async def progress(self, job: Any, update: Progress) -> None:
         if update.stage == "queued":
-            self.say(f"job {job.id}: reserved {micros_to_usd(job.cost_micros)} for {job.model}")
+            self.say(f"job {job.id}: reserved {format_usd(job.cost_micros)} for {job.model}")
         elif update.stage == "submitted":
             self.say(f"job {job.id}: submitted to {job.provider}")
         elif update.stage == "slow":

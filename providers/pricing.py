@@ -34,9 +34,9 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict
 
 from providers.catalog import CATALOG, ModelSpec
+from providers.money import MAX_USD, MICROS_PER_USD, format_usd
 from providers.params import AnimateParams
 
-MICROS_PER_USD: Final = 1_000_000
 _TRANSCRIBED: Final = "transcribed 2026-11-22 from PROVIDERS.md Part 1"
 OVERRIDE_HINT: Final = (
     "set PRICE_OVERRIDES to the price you are billed, e.g. "
@@ -265,13 +265,6 @@ def availability(
     return (not reasons, "; ".join(reasons))
 
 
-def format_usd(micros: int) -> str:
-    """400000 -> "$0.40", 1234 -> "$0.001234" (providers/ must not import bot/)."""
-    sign = "-" if micros < 0 else ""
-    whole, frac = divmod(abs(micros), MICROS_PER_USD)
-    return f"{sign}${whole}.{f'{frac:06d}'.rstrip('0').ljust(2, '0')}"
-
-
 # --- parsing the table data (published rows and overrides alike) ---
 
 _ROW_KEYS: Final = {"per_second", "per_clip", "min_billed_s", "max_billed_s", "source"}
@@ -400,6 +393,9 @@ def _usd_to_micros(what: str, value: Any, problems: list[str]) -> int | None:
     if not usd.is_finite() or usd <= 0:
         problems.append(f"{what}: {value!r} must be more than $0 (a model is never free)")
         return None
+    if usd > MAX_USD:
+        problems.append(f"{what}: {value!r} is more than $1,000,000,000")
+        return None
     micros = usd * MICROS_PER_USD
     if micros != micros.to_integral_value():
         problems.append(f"{what}: {value!r} is finer than a micro-dollar ($0.000001)")
@@ -445,6 +441,5 @@ __all__ = [
     "PriceTable",
     "Quote",
     "availability",
-    "format_usd",
     "price_matrix",
 ]

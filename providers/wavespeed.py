@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
@@ -42,11 +42,11 @@ from providers.errors import (
     RateLimited,
     UnexpectedResponse,
 )
+from providers.money import usd_to_micros_floor
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "wavespeed"
-MICROS_PER_USD = 1_000_000
 SYNC_TIMEOUT_CODE = 5004  # sync mode gave up waiting; the task still runs (not an error)
 # Sync mode holds the POST open until the task ends or the server gives up (90-120 s).
 SYNC_MODE_TIMEOUT = httpx.Timeout(150.0, connect=10.0)
@@ -201,7 +201,7 @@ class WaveSpeedClient(ProviderClient):
             raise UnexpectedResponse(f"wavespeed balance {value!r} is not a number") from None
         if not usd.is_finite():
             raise UnexpectedResponse(f"wavespeed balance {value!r} is not a number")
-        return int((usd * MICROS_PER_USD).to_integral_value(rounding=ROUND_FLOOR))
+        return usd_to_micros_floor(usd)
 
     async def webhook_secret(self) -> str:
         """The account's `whsec_...` signing secret (read from `data.secret`, else `secret`)."""

@@ -1,5 +1,6 @@
 """Storage: the spend ledger and the durable job store, on SQLite or PostgreSQL."""
 
+from providers.money import format_usd
 from storage.database import Database, open_database
 from storage.errors import (
     DuplicateJob,
@@ -33,7 +34,6 @@ from storage.models import (
     Scopes,
     StoredImage,
 )
-from storage.periods import format_usd
 from storage.servers import ServerStore
 
 __all__ = [

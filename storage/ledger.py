@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Literal, TextIO
 
+from providers.money import format_usd, usd_string
 from storage.backend import Backend, Row, Tx
 from storage.errors import (
     IdempotencyConflict,
@@ -67,7 +68,6 @@ from storage.periods import (
     HOUR_S,
     day_label,
     day_start,
-    format_usd,
     month_start,
     next_day,
     next_month,
@@ -747,7 +747,7 @@ class Ledger:
                 [
                     e.id, f"{e.at:.6f}",
                     datetime.fromtimestamp(e.at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                    e.key, e.kind, e.amount_micros, format_usd(e.amount_micros)[1:],
+                    e.key, e.kind, e.amount_micros, usd_string(e.amount_micros),
                     e.user_id, e.server_id or "", e.model, e.note,
                 ]
             )  # fmt: skip

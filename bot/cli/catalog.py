@@ -14,8 +14,9 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from bot.cli._output import CliError, add_json_flag, print_json
-from bot.config import Settings, micros_to_usd
+from bot.config import Settings
 from providers.catalog import CATALOG, ModelSpec, describe_options, get_model
+from providers.money import format_usd
 from providers.params import InvalidParameters, parse_lora_arg
 from providers.pricing import (
     ModelUnavailable,
@@ -103,7 +104,7 @@ def cmd_quote(args: argparse.Namespace) -> int:
         quote = prices.quote(params)
     except (InvalidParameters, ModelUnavailable) as exc:
         raise CliError(str(exc), 2) from None
-    usd = micros_to_usd(quote.cost_micros)
+    usd = format_usd(quote.cost_micros)
     if args.json:
         print_json(
             {

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.cli._output import CliError, add_json_flag, print_json
-from bot.config import Settings, micros_to_usd
+from bot.config import Settings
+from providers.money import format_usd
 
 FINAL_EXIT = {"delivered": 0, "failed": 1, "cancelled": 1, "expired": 1}
 
@@ -121,7 +122,7 @@ def job_summary(job: Any, reservation: Any | None) -> dict[str, Any]:
         "user": job.user_id,
         "server": job.server_id,
         "cost_micros": job.cost_micros,
-        "cost_usd": micros_to_usd(job.cost_micros),
+        "cost_usd": format_usd(job.cost_micros),
         "charged_micros": charged,
         "held_micros": held,
         "provider_task_id": job.provider_task_id,
@@ -237,7 +238,7 @@ async def _until(done: asyncio.Event, runner: asyncio.Task[None]) -> None:
 
 def _print_outcome(s: dict[str, Any], say: Any) -> None:
     if s["status"] == "delivered":
-        say(f"done: {s['output']} (charged {micros_to_usd(s['charged_micros'])})")
+        say(f"done: {s['output']} (charged {format_usd(s['charged_micros'])})")
     elif s["status"] in ("reserved", "submitted", "processing", "completed"):
         say(f"job {s['job_id']} is {s['status']}; `python -m bot run` follows it")
     else:
@@ -266,7 +267,7 @@ async def _jobs(args: argparse.Namespace) -> int:
             else:
                 print(
                     f"{job.id}  {job.status.value:<10} {job.model:<15} "
-                    f"{micros_to_usd(job.cost_micros):>8}  {job.user_id}  {_iso(job.created_at)}"
+                    f"{format_usd(job.cost_micros):>8}  {job.user_id}  {_iso(job.created_at)}"
                 )
         if not jobs and not args.json:
             print("no jobs")

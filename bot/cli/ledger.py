@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from bot.cli._output import CliError, add_json_flag, print_json
-from bot.config import Settings, micros_to_usd, usd_to_micros
+from bot.config import Settings
+from providers.money import format_usd, usd_to_micros
 from storage import Database, LimitDefaults, Limits, Scopes, open_database
 
 T = TypeVar("T")
@@ -195,7 +196,7 @@ def _limits_json(kind: str, sid: str, lim: Limits) -> dict[str, Any]:
 def _fmt_limit(value: int | None, unit: str) -> str:
     if value is None:
         return "no cap"
-    return micros_to_usd(value) if unit == "micros" else str(value)
+    return format_usd(value) if unit == "micros" else str(value)
 
 
 def _print_limits(kind: str, sid: str, lim: Limits, *, as_json: bool) -> None:
@@ -231,7 +232,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
     )
     print(header)
     for r in rows:
-        fmt: Callable[[int], str] = micros_to_usd if r.unit == "micros" else str
+        fmt: Callable[[int], str] = format_usd if r.unit == "micros" else str
         resets = (
             "when a clip finishes"
             if r.resets_at is None
@@ -344,11 +345,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    print(f"settled spend, last {args.days} day(s): {micros_to_usd(total)}")
+    print(f"settled spend, last {args.days} day(s): {format_usd(total)}")
     print("by model:")
     for model, micros in sorted(by_model.items(), key=lambda kv: -kv[1]):
-        print(f"  {model or '(none)':<30} {micros_to_usd(micros):>12}")
+        print(f"  {model or '(none)':<30} {format_usd(micros):>12}")
     print("by day:")
     for day, micros in by_day.items():
-        print(f"  {day:<30} {micros_to_usd(micros):>12}")
+        print(f"  {day:<30} {format_usd(micros):>12}")
     return 0
