@@ -300,7 +300,7 @@ class JobRunner:
         return self._after(delay, **fields)
 
     async def _completed(self, job: Job, task: ProviderTask) -> Next:
-        fields = {"poll_count": job.poll_count + 1, **completion_fields(job, task)}
+        fields: dict[str, Any] = {"poll_count": job.poll_count + 1, **completion_fields(job, task)}
         running = {JobStatus.SUBMITTED, JobStatus.PROCESSING}
         if job.cancel_requested:
             msg = messages.cancelled_after_completion(job.cost_micros)

@@ -43,7 +43,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import asyncpg
 
@@ -67,6 +67,11 @@ _BATCH_MAX = 256
 
 class StorageAbort(Exception):
     """A shared write transaction was interrupted; this caller's write did not happen."""
+
+
+def first_value(row: Row) -> Any:
+    """A row's first column: both drivers' rows are also sequences."""
+    return cast(Sequence[Any], row)[0]
 
 
 @lru_cache(maxsize=512)
@@ -116,7 +121,7 @@ def run_sync(awaitable: Awaitable[T]) -> T:
     try:
         it.send(None)
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value
     close = getattr(it, "close", None)
     if close is not None:
         close()
@@ -144,7 +149,7 @@ class _SqliteTx:
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         row = await self.fetchrow(sql, *args)
-        return None if row is None else row[0]
+        return None if row is None else first_value(row)
 
     async def execute(self, sql: str, *args: Any) -> None:
         self._conn.execute(to_sqlite(sql), args).fetchall()
@@ -368,7 +373,7 @@ class SqliteBackend:
         self._pending.append((fn, fut))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
-        return await asyncio.shield(fut)  # type: ignore[no-any-return]
+        return await asyncio.shield(fut)
 
     async def _drain(self) -> None:
         # Batches run one at a time; callers arriving meanwhile form the next batch.
@@ -431,7 +436,7 @@ class _PgTx:
         return list(await self._conn.fetch(sql, *args))
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        return await self._conn.fetchrow(sql, *args)  # type: ignore[no-any-return]
+        return await self._conn.fetchrow(sql, *args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         return await self._conn.fetchval(sql, *args)

@@ -196,7 +196,7 @@ class JobStore:
         )
         return None if row is None else Job.from_row(row)
 
-    async def list(
+    async def list_jobs(
         self,
         *,
         status: JobStatus | Collection[JobStatus] | None = None,
@@ -204,7 +204,8 @@ class JobStore:
         limit: int = 100,
     ) -> list[Job]:
         """Newest first."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if status is not None:
             wanted = (
                 [JobStatus(status).value]

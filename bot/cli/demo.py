@@ -13,6 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from bot.config import Settings
 from providers.money import format_usd
 
@@ -49,9 +51,9 @@ async def _demo(out_dir: str) -> int:
             settings = Settings(
                 _env_file=None,  # a local .env (real keys, caps) must not leak into the demo
                 database_url=f"sqlite:///{tmp}/demo.db",
-                wavespeed_api_key="demo-key",
+                wavespeed_api_key=SecretStr("demo-key"),
                 wavespeed_base_url=sim.base_url,
-                novita_api_key="demo-key",
+                novita_api_key=SecretStr("demo-key"),
                 novita_base_url=sim.base_url,
                 allow_private_image_urls=True,
                 user_daily_cap_usd=Decimal("1.00"),

@@ -258,7 +258,7 @@ async def _jobs(args: argparse.Namespace) -> int:
             raise CliError(f"unknown status {args.status!r}: choose {allowed}") from None
     settings = Settings()
     async with await open_database(settings.database_url) as db:
-        jobs = await db.jobs.list(
+        jobs = await db.jobs.list_jobs(
             status=status, user_id=scope_id(args.user) if args.user else None, limit=args.limit
         )
         for job in jobs:

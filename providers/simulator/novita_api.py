@@ -96,6 +96,10 @@ def result_of(sim: Simulator, task: SimTask) -> dict[str, Any]:
     )
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 async def submit(request: web.Request) -> web.Response:
     sim = sim_of(request)
     try:
@@ -107,10 +111,10 @@ async def submit(request: web.Request) -> web.Response:
     problem = validate_novita(body)
     if problem is not None:
         return novita_error(400, "INVALID_REQUEST_BODY", problem.message)
-    extra = body.get("extra") if isinstance(body.get("extra"), dict) else {}
-    hook = extra.get("webhook") if isinstance(extra.get("webhook"), dict) else {}
+    extra = _object(body.get("extra"))
+    hook = _object(extra.get("webhook"))
     url = hook.get("url") if isinstance(hook.get("url"), str) and hook.get("url") else None
-    test_mode = hook.get("test_mode") if isinstance(hook.get("test_mode"), dict) else {}
+    test_mode = _object(hook.get("test_mode"))
     task_id = str(uuid.uuid4())
     sim.stats.submits["novita"] += 1
     if test_mode.get("enabled") is True:
