@@ -9,12 +9,14 @@ from storage.errors import (
     InvalidTransition,
     JobError,
     LedgerError,
+    NothingToResolve,
     QuotaExceeded,
     StorageError,
     UnknownJob,
     UnknownReservation,
 )
 from storage.jobs import JobStore
+from storage.keys import KeyStore
 from storage.ledger import Ledger
 from storage.migrate import migrate
 from storage.models import (
@@ -24,6 +26,7 @@ from storage.models import (
     Job,
     JobEvent,
     JobStatus,
+    KeyRefusal,
     LedgerEntry,
     LimitDefaults,
     Limits,
@@ -50,12 +53,15 @@ __all__ = [
     "JobEvent",
     "JobStatus",
     "JobStore",
+    "KeyRefusal",
+    "KeyStore",
     "Ledger",
     "LedgerEntry",
     "LedgerError",
     "LimitDefaults",
     "Limits",
     "NewJob",
+    "NothingToResolve",
     "QuotaExceeded",
     "Refusal",
     "Reservation",

@@ -10,6 +10,7 @@ from typing import Literal
 from storage.app_secrets import AppSecrets
 from storage.backend import Backend, open_backend
 from storage.jobs import JobStore
+from storage.keys import KeyStore
 from storage.ledger import Ledger
 from storage.migrate import migrate as run_migrations
 from storage.models import LimitDefaults
@@ -17,8 +18,8 @@ from storage.servers import ServerStore
 
 
 class Database:
-    """The ledger, the job store and the chat servers' settings over one backend. Close it
-    (or use `async with`)."""
+    """The ledger, the job store, the chat servers' settings and refused provider keys over
+    one backend. Close it (or use `async with`)."""
 
     def __init__(
         self, backend: Backend, defaults: LimitDefaults, clock: Callable[[], float]
@@ -29,6 +30,9 @@ class Database:
         self.jobs = JobStore(backend, self.ledger, clock)
         self.servers = ServerStore(backend, clock)
         self.secrets = AppSecrets(backend, clock)
+
+
+        self.keys = KeyStore(backend, clock)
 
     @property
     def raw(self) -> Backend:

@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Literal, TextIO
 
-from providers.money import format_usd, usd_string
+from providers.money import MAX_MICROS, format_usd, usd_string
 from storage.backend import Backend, Row, Tx, first_value
 from storage.errors import (
     IdempotencyConflict,
@@ -594,6 +594,8 @@ class Ledger:
                 )
             if value is not None and value != "default":
                 _check_amount(value, field_name)
+                if value > MAX_MICROS:  # the same refusal on both backends, not an overflow
+                    raise ValueError(f"{field_name} must be at most {MAX_MICROS}, got {value}")
             planned.append((_CAP_OF_FIELD[field_name], value))
         now = self._clock()
 

@@ -337,3 +337,14 @@ class SavedLora:
 class CreateResult:
     job: Job
     created: bool
+
+
+@dataclass(frozen=True)
+class KeyRefusal:
+    """A provider refused one of our API keys (by fingerprint) with this status, at this time."""
+
+    provider: str
+    key_id: str
+    status_code: int | None
+    detail: str
+    refused_at: float
