@@ -8,6 +8,7 @@ BotError
  │    ├── ModelDisabled      the operator has not enabled this model (no key or no price)
  │    ├── Paused             /animate is paused on this server by its moderators
  │    └── NotAllowed         e.g. cancelling someone else's job
+ └── ConfigProblem           an operator setting does not work (names the setting and the fix)
 """
 
 from __future__ import annotations
@@ -59,3 +60,8 @@ class NotAllowed(RequestRefused):
 
 class Paused(RequestRefused):
     """The server's moderators paused /animate there."""
+
+
+class ConfigProblem(BotError):
+    """Something the operator configured does not work (an unreachable DATABASE_URL, a key
+    the provider refused); the message names the setting and the fix."""

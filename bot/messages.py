@@ -57,3 +57,32 @@ def task_gone(cost_micros: int) -> str:
         "The provider no longer knows this clip (it may have been deleted). You were not "
         f"charged: the {format_usd(cost_micros)} hold was released."
     )
+
+
+def no_credit() -> str:
+    return "The bot's provider account has run out of credit; the operator must top it up."
+
+
+def late_task(task_id: str, *, resumed: bool) -> str:
+    then = (
+        "the bot follows it again"
+        if resumed
+        else "check that task with the provider before resolving this job"
+    )
+    return f"The provider answered late with task {task_id}: the clip was submitted; {then}."
+
+
+def cancel_recorded(status: str, cost_micros: int) -> str:
+    """What a cancel did, as it stands right after it was asked for."""
+    price = format_usd(cost_micros)
+    if status == "cancelled":
+        return f"Cancelled before it started: the {price} hold was released; nothing was charged."
+    if status == "reserved":
+        return (
+            "Cancel requested: the clip was not submitted yet, so it will be cancelled and its "
+            f"{price} hold released."
+        )
+    return (
+        "Cancel requested: the provider has already started, so it will still charge "
+        f"{price} if it finishes the clip (nothing if it fails); the clip will be discarded."
+    )

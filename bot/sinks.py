@@ -79,7 +79,9 @@ class LogSink:
 
 
 def write_clip(out_dir: Path, job_id: str, clip: Clip) -> Path:
-    """Write atomically under a name fixed by the job id, so a repeated delivery overwrites."""
+    """Write atomically under a name fixed by the job id, so a repeated delivery overwrites;
+    the path returned (and recorded with the job) is absolute."""
+    out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{job_id}.mp4"
     tmp = target.with_suffix(".mp4.part")

@@ -184,6 +184,6 @@ class NovitaClient(ProviderClient):
         text = f"novita {what} failed (HTTP {status})" + (f": {said}" if said else "")
         if reason == "NOT_ENOUGH_BALANCE" or status == 402:
             raise InsufficientCredit(
-                text, status_code=status, body=body_text(response, self._redact)
+                text, status_code=status, body=body_text(response, self._redact), provider=PROVIDER
             )
         raise self._status_error(status, text, response, outcome_unknown=outcome_unknown)

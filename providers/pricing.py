@@ -34,7 +34,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict
 
 from providers.catalog import CATALOG, ModelSpec
-from providers.money import MAX_USD, MICROS_PER_USD, format_usd
+from providers.money import MAX_USD, MICROS_PER_USD, format_usd, usd_string
 from providers.params import AnimateParams
 
 _TRANSCRIBED: Final = "transcribed 2026-11-22 from PROVIDERS.md Part 1"
@@ -159,6 +159,7 @@ class PriceRow:
         return {
             "unit": self.unit,
             "amounts_micros": dict(self.amounts),
+            "amounts_usd": {key: usd_string(micros) for key, micros in self.amounts.items()},
             "min_billed_s": self.min_billed_s,
             "max_billed_s": self.max_billed_s,
             "source": self.source,

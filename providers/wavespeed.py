@@ -313,7 +313,7 @@ class WaveSpeedClient(ProviderClient):
         text = f"wavespeed {what} failed ({where}){said}"
         if code == 402 or _says_no_credit(message):
             return InsufficientCredit(
-                text, status_code=code, body=body_text(response, self._redact)
+                text, status_code=code, body=body_text(response, self._redact), provider=PROVIDER
             )
         return self._status_error(
             code, text, response, outcome_unknown=outcome_unknown, envelope=envelope

@@ -30,8 +30,6 @@ class Database:
         self.jobs = JobStore(backend, self.ledger, clock)
         self.servers = ServerStore(backend, clock)
         self.secrets = AppSecrets(backend, clock)
-
-
         self.keys = KeyStore(backend, clock)
 
     @property

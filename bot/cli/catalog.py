@@ -10,13 +10,10 @@ from __future__ import annotations
 import argparse
 from typing import Any, Final
 
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
-
-from bot.cli._output import CliError, add_json_flag, print_json
+from bot.cli._output import CliError, add_json_flag, cli_settings, print_json
 from bot.config import Settings
 from providers.catalog import CATALOG, ModelSpec, describe_options, get_model
-from providers.money import format_usd
+from providers.money import format_usd, usd_string
 from providers.params import InvalidParameters, parse_lora_arg
 from providers.pricing import (
     ModelUnavailable,
@@ -81,7 +78,7 @@ def load_prices(settings: Settings) -> PriceTable:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = cli_settings()
     prices = load_prices(settings)
     keys = _keys(settings)
     for spec in CATALOG.values():
@@ -96,7 +93,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_quote(args: argparse.Namespace) -> int:
     if not args.model:
         raise CliError(f"choose a model with --model: {', '.join(CATALOG)}", 2)
-    settings = _settings()
+    settings = cli_settings()
     prices = load_prices(settings)
     try:
         spec = get_model(args.model)
@@ -104,13 +101,12 @@ def cmd_quote(args: argparse.Namespace) -> int:
         quote = prices.quote(params)
     except (InvalidParameters, ModelUnavailable) as exc:
         raise CliError(str(exc), 2) from None
-    usd = format_usd(quote.cost_micros)
     if args.json:
         print_json(
             {
                 "model": quote.model,
                 "cost_micros": quote.cost_micros,
-                "cost_usd": usd.removeprefix("$"),
+                "cost_usd": usd_string(quote.cost_micros),
                 "billed_seconds": quote.billed_seconds,
                 "duration": quote.duration,
                 "resolution": quote.resolution,
@@ -118,7 +114,7 @@ def cmd_quote(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    print(f"{quote.model}: {usd} ({quote.basis})")
+    print(f"{quote.model}: {format_usd(quote.cost_micros)} ({quote.basis})")
     print(f"source: {quote.source}")
     enabled, reason = availability(spec, prices, **_keys(settings))
     if not enabled:
@@ -169,7 +165,12 @@ def _model_json(spec: ModelSpec, prices: PriceTable, enabled: bool, reason: str)
         "price": row.to_json() if row else None,
         "price_text": row.describe() if row else None,
         "prices": [
-            {"resolution": res, "duration": d, "cost_micros": micros}
+            {
+                "resolution": res,
+                "duration": d,
+                "cost_micros": micros,
+                "cost_usd": usd_string(micros),
+            }
             for res, d, micros in price_matrix(spec, prices)
         ],
         "enabled": enabled,
@@ -189,14 +190,6 @@ def _model_lines(spec: ModelSpec, prices: PriceTable, enabled: bool, reason: str
         if row.source:
             lines.append(f"    source: {row.source}")
     return lines
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except (ValidationError, SettingsError) as exc:
-        first = str(exc).splitlines()[0]
-        raise CliError(f"bad configuration in the environment or .env: {first}", 2) from None
 
 
 def _keys(settings: Settings) -> dict[str, bool]:

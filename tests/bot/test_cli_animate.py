@@ -60,7 +60,8 @@ async def test_animate_json_writes_the_clip_and_reports_the_charge(
     result = json.loads(out)
     assert result["status"] == "delivered"
     assert result["charged_micros"] == 400_000 == result["cost_micros"]
-    assert result["cost_usd"] == "$0.40"
+    assert result["cost_usd"] == result["charged_usd"] == "0.40"
+    assert result["created_at"].endswith("Z") and result["cancel_requested"] is False
     assert Path(result["output"]) == tmp_path / "clips" / f"{result['job_id']}.mp4"
     assert Path(result["output"]).stat().st_size > 0
     assert out.count("\n") == 1  # --json: one object on stdout, progress went to stderr
@@ -92,7 +93,7 @@ async def test_over_the_cap_exits_2_and_charges_nothing(cli: Any, png_file: Path
     assert code == 0
     caps = {(c["scope_kind"], c["cap"]): c for c in json.loads(out)["caps"]}
     assert caps[("user", "daily")]["remaining"] == 500_000
-    assert all(c["used"] == 0 for c in caps.values())
+    assert all(c["spent"] == c["held"] == 0 for c in caps.values())
 
 
 async def test_missing_image_file_is_bad_input(cli: Any, tmp_path: Path) -> None:
@@ -138,7 +139,7 @@ async def test_operator_resolves_an_unknown_outcome(
     after = json.loads(out)
     assert after["held_micros"] == 0 and after["charged_micros"] == 0
     code, _, err = await cli("job", result["job_id"], "--resolve", "settle")
-    assert code == 2 and "no unresolved hold" in err
+    assert code == 2 and "was already resolved: its hold is voided" in err
 
 
 async def test_cli_event_id_reused_for_another_request_exits_2(cli: Any, png_file: Path) -> None:
