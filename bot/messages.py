@@ -52,10 +52,12 @@ def output_expired(cost_micros: int) -> str:
     )
 
 
-def task_gone(cost_micros: int) -> str:
+def task_not_found(cost_micros: int, job_id: str, task_id: str) -> str:
     return (
-        "The provider no longer knows this clip (it may have been deleted). You were not "
-        f"charged: the {format_usd(cost_micros)} hold was released."
+        f"The provider kept answering that it does not know task {task_id}, so this clip may "
+        f"or may not have been made. The {format_usd(cost_micros)} stays reserved until an "
+        f"operator checks that task with the provider (`job {job_id} --resolve settle|void`); "
+        "you will never be charged twice."
     )
 
 
