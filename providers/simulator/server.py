@@ -266,6 +266,10 @@ class Simulator:
         if fault is None:
             return await handler(request)
         self.stats.faults_applied += 1
+        if fault.reached is not None:
+            fault.reached.set()
+        if fault.hold is not None:
+            await fault.hold.wait()
         if fault.delay_s:
             await asyncio.sleep(fault.delay_s)
         if fault.after_handler:
