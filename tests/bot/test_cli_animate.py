@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -154,3 +156,37 @@ async def test_cli_event_id_reused_for_another_request_exits_2(cli: Any, png_fil
     )
     code, out, err = await cli(*base, "--event-id", "E1", "--duration", "5")
     assert code == 0 and "already handled" in out, err
+
+
+async def test_two_operators_resolving_at_once_one_wins_one_is_told(
+    cli: Any, png_file: Path, simulator: Simulator, database_url: str, tmp_path: Path
+) -> None:
+    simulator.add_fault(
+        Fault(method="POST", path_prefix="/api/v3/wavespeed-ai", after_handler=True,
+              drop_connection=True)
+    )  # fmt: skip
+    code, out, _ = await cli("animate", str(png_file), "--prompt", "x", "--user", "bob", "--json")
+    job_id = json.loads(out)["job_id"]
+    assert code == 1 and json.loads(out)["held_micros"] == 100_000
+
+    env = {**os.environ, **env_for(settings_for(simulator, database_url))}
+
+    async def resolve(outcome: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "job", job_id, "--resolve", outcome, "--json",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+            cwd=tmp_path,
+        )  # fmt: skip
+        stdout, stderr = await proc.communicate()
+        assert proc.returncode is not None
+        return proc.returncode, stdout.decode(), stderr.decode()
+
+    results = await asyncio.gather(resolve("void"), resolve("settle"))
+    assert sorted(code for code, _, _ in results) == [0, 2]
+    (_, won, _), (_, _, lost) = sorted(results)
+    assert lost.startswith(f"error: job {job_id} was already resolved: its hold is ")
+    assert lost.count("\n") == 1 and "Error" not in lost
+    after = json.loads(won)
+    assert after["held_micros"] == 0
+    notes = [h["note"] for h in after["history"]]
+    assert sum(n.startswith("operator resolved the hold") for n in notes) == 1
