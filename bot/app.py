@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
 from bot.callbacks import CallbackInbox, WebhookSecret
 from bot.clips import ClipStore
 from bot.config import Settings
 from bot.database import connect
 from bot.images import ImageLimits
-from bot.keys import ProviderKeys
+from bot.keys import ProviderKeys, provider_keys
 from bot.links import LinkSigner
 from bot.media import MediaHost, SignedImageUrls, WaveSpeedUploads, choose_media_host
 from bot.metrics import Metrics
@@ -72,12 +71,6 @@ class App:
     # in-flight background work): closed first when the App closes, before the database.
     resources: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     keys: ProviderKeys | None = None
-
-
-def provider_keys(settings: Settings) -> dict[str, SecretStr]:
-    """The provider keys that are set, by provider."""
-    keys = {"wavespeed": settings.wavespeed_api_key, "novita": settings.novita_api_key}
-    return {name: key for name, key in keys.items() if key is not None}
 
 
 def build_providers(

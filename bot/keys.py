@@ -16,13 +16,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from storage import KeyRefusal, KeyStore
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from storage import KeyRefusal, KeyStore
 
 PROVIDER_NAMES = {"wavespeed": "WaveSpeed", "novita": "Novita"}
 KEY_SETTINGS = {"wavespeed": "WAVESPEED_API_KEY", "novita": "NOVITA_API_KEY"}
+
+
+def provider_keys(settings: Settings) -> dict[str, SecretStr]:
+    """The provider keys that are set, by provider."""
+    keys = {"wavespeed": settings.wavespeed_api_key, "novita": settings.novita_api_key}
+    return {name: key for name, key in keys.items() if key is not None}
 
 
 def key_id(provider: str, key: SecretStr) -> str:

@@ -43,9 +43,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 
-import asyncpg
+if TYPE_CHECKING:  # imported when a PostgreSQL database is opened: SQLite never pays for it
+    import asyncpg
 
 try:
     import fcntl
@@ -445,13 +446,6 @@ class _PgTx:
         await self._conn.execute(sql, *args)
 
 
-_RETRYABLE_PG = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
-
-
-# `reset=` arrived in asyncpg 0.30; older versions keep their default reset query
-_POOL_HAS_RESET = "reset" in inspect.signature(asyncpg.create_pool).parameters
-
-
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """The pool's default reset runs `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
     RESET ALL` - one more round trip per transaction. We leave no session state behind
@@ -467,12 +461,18 @@ class PostgresBackend:
     skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, pool: asyncpg.Pool) -> None:
+        import asyncpg
+
         self._pool = pool
+        self._retryable = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
 
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresBackend:
+        import asyncpg
+
         extra: dict[str, Any] = {}
-        if _POOL_HAS_RESET:
+        # `reset=` arrived in asyncpg 0.30; older versions keep their default reset query
+        if "reset" in inspect.signature(asyncpg.create_pool).parameters:
             extra["reset"] = _keep_session
         pool = await asyncpg.create_pool(
             url, min_size=min_size, max_size=max_size, command_timeout=60, **extra
@@ -484,7 +484,7 @@ class PostgresBackend:
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
                     return await fn(_PgTx(conn))
-            except _RETRYABLE_PG as exc:
+            except self._retryable as exc:
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
                 log.debug("postgres %s; retrying the transaction", type(exc).__name__)
@@ -500,7 +500,7 @@ class PostgresBackend:
             try:
                 async with self._pool.acquire() as conn:
                     return await _PgTx(conn).fetch(sql, *args)
-            except _RETRYABLE_PG as exc:
+            except self._retryable as exc:
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
                 log.debug("postgres %s; retrying the statement", type(exc).__name__)

@@ -8,10 +8,14 @@ counts) is checked exactly as `/animate` would check it.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Final
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
 from bot.cli._output import CliError, add_json_flag, cli_settings, print_json
 from bot.config import Settings
+from bot.keys import key_refused_message
 from providers.catalog import CATALOG, ModelSpec, describe_options, get_model
 from providers.money import format_usd, usd_string
 from providers.params import InvalidParameters, parse_lora_arg
@@ -22,6 +26,9 @@ from providers.pricing import (
     availability,
     price_matrix,
 )
+
+if TYPE_CHECKING:
+    from storage import KeyRefusal
 
 QUOTE_PROMPT: Final = "price quote"  # stands in for the prompt, which no price depends on
 
@@ -81,8 +88,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     settings = cli_settings()
     prices = load_prices(settings)
     keys = _keys(settings)
+    refused = key_refusals(settings)
     for spec in CATALOG.values():
         enabled, reason = availability(spec, prices, **keys)
+        refusal = next((refused[p] for p in _key_providers(spec, settings) if p in refused), None)
+        if enabled and refusal is not None:
+            enabled, reason = False, key_refused_message(refusal.provider, refusal.status_code)
         if args.json:
             print_json(_model_json(spec, prices, enabled, reason))
         else:
@@ -190,6 +201,45 @@ def _model_lines(spec: ModelSpec, prices: PriceTable, enabled: bool, reason: str
         if row.source:
             lines.append(f"    source: {row.source}")
     return lines
+
+
+def _key_providers(spec: ModelSpec, settings: Settings) -> list[str]:
+    """Whose key a model needs: its provider's, and WaveSpeed's for Novita's input images
+    while no PUBLIC_BASE_URL serves them."""
+    if spec.provider == "novita" and settings.public_base_url is None:
+        return ["novita", "wavespeed"]
+    return [spec.provider]
+
+
+def key_refusals(settings: Settings) -> dict[str, KeyRefusal]:
+    """Refusals recorded for this process's provider keys, by provider. Empty when the
+    database does not exist yet; a database that cannot be read is said on stderr (the
+    catalog is still printed; `doctor` says more)."""
+    from bot.keys import provider_keys
+    from storage.backend import sqlite_path
+
+    keys = provider_keys(settings)
+    url = settings.database_url
+    if not keys or (url.startswith("sqlite:") and not Path(sqlite_path(url)).exists()):
+        return {}
+    try:
+        return asyncio.run(_read_refusals(settings, keys))
+    except Exception as exc:  # an old schema, an unreachable server: the catalog still prints
+        print(f"warning: refused provider keys are not shown: {exc}", file=sys.stderr)
+        return {}
+
+
+async def _read_refusals(settings: Settings, keys: dict[str, Any]) -> dict[str, KeyRefusal]:
+    from bot.database import connect
+    from bot.keys import key_id
+
+    out: dict[str, KeyRefusal] = {}
+    async with await connect(settings, migrate=False) as db:
+        for provider, key in keys.items():
+            refusal = await db.keys.refusal(provider, key_id(provider, key))
+            if refusal is not None:
+                out[provider] = refusal
+    return out
 
 
 def _keys(settings: Settings) -> dict[str, bool]:
