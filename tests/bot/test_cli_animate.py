@@ -190,3 +190,60 @@ async def test_two_operators_resolving_at_once_one_wins_one_is_told(
     assert after["held_micros"] == 0
     notes = [h["note"] for h in after["history"]]
     assert sum(n.startswith("operator resolved the hold") for n in notes) == 1
+
+
+async def test_run_delivers_where_the_job_says_and_records_an_absolute_path(
+    cli: Any, png_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = await cli(
+        *f"animate {png_file} --prompt x --user bob --no-wait --out wanted --json".split()
+    )
+    assert code == 0, err
+    job_id = json.loads(out)["job_id"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # `run` started in another directory
+    for _ in range(5):
+        code, out, err = await cli("run", "--once")
+        assert code == 0, err
+        code, out, _ = await cli("job", job_id, "--json")
+        if json.loads(out)["status"] == "delivered":
+            break
+    output = Path(json.loads(out)["output"])
+    assert output == tmp_path / "wanted" / f"{job_id}.mp4"
+    assert output.is_absolute() and output.stat().st_size > 0
+    assert not (elsewhere / "animate-out").exists()
+    code, out, _ = await cli("jobs", "--json")
+    assert json.loads(out.splitlines()[0])["output"] == str(output)
+
+
+async def test_cancel_says_what_was_recorded(cli: Any, png_file: Path) -> None:
+    code, out, err = await cli(
+        *f"animate {png_file} --prompt x --user bob --no-wait --json".split()
+    )
+    job_id = json.loads(out)["job_id"]
+    code, out, err = await cli("job", job_id, "--cancel")
+    assert code == 0, err
+    assert (
+        "Cancel requested: the provider has already started, so it will still charge $0.10 "
+        "if it finishes the clip (nothing if it fails); the clip will be discarded."
+    ) in out.splitlines()
+    assert "cancel_requested: True" in out
+    code, out, _ = await cli("job", job_id, "--json")
+    assert json.loads(out)["cancel_requested"] is True
+
+
+async def test_cancel_before_submission_says_nothing_was_charged(
+    cli: Any, png_file: Path, simulator: Simulator
+) -> None:
+    simulator.add_fault(Fault(method="POST", path_prefix="/api/v3/wavespeed-ai", status=429))
+    code, out, err = await cli(
+        *f"animate {png_file} --prompt x --user bob --no-wait --json".split()
+    )
+    assert json.loads(out)["status"] == "reserved", err
+    code, out, err = await cli("job", json.loads(out)["job_id"], "--cancel")
+    assert code == 0, err
+    assert (
+        "Cancelled before it started: the $0.10 hold was released; nothing was charged."
+    ) in out.splitlines()
+    assert "status: cancelled" in out
