@@ -1,6 +1,8 @@
 """The model catalog: the five video models, what each accepts, and the JSON body each needs.
 
-Rules come from PROVIDERS.md Part 1. Validation is ours, stricter than the providers': a
+Rules come from the providers' model pages (WaveSpeed: https://wavespeed.ai/docs/docs-api/,
+one page per model; Novita: https://novita.ai/docs/api-reference/model-apis-wan-i2v).
+Validation is ours, stricter than the providers': a
 request the API would refuse, or would silently change (OpenVideo drops unknown LoRA keys),
 must be refused here, before money is reserved, with every problem listed at once.
 

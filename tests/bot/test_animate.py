@@ -34,7 +34,7 @@ MODEL_OPTIONS: dict[str, dict[str, Any]] = {
     },
     "wan-2.1": {"resolution": "720p", "steps": 20},
 }
-PRICES = {  # PROVIDERS.md Part 1; wan-2.1 from the test's PRICE_OVERRIDES
+PRICES = {  # the published prices; wan-2.1 from the test's PRICE_OVERRIDES
     "openvideo": 200_000,  # $0.04/s x 5 s at 720p
     "openvideo-lora": 180_000,  # $0.03/s x 6 s at 480p
     "sora-2": 800_000,  # $0.10/s x 8 s
