@@ -37,6 +37,7 @@ from storage.models import (
     Scopes,
     StoredImage,
 )
+from storage.retention import Purged
 from storage.servers import ServerStore
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "Limits",
     "NewJob",
     "NothingToResolve",
+    "Purged",
     "QuotaExceeded",
     "Refusal",
     "Reservation",

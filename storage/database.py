@@ -14,6 +14,7 @@ from storage.keys import KeyStore
 from storage.ledger import Ledger
 from storage.migrate import migrate as run_migrations
 from storage.models import LimitDefaults
+from storage.retention import Purged, purge_refused_holds
 from storage.servers import ServerStore
 
 
@@ -36,6 +37,13 @@ class Database:
     def raw(self) -> Backend:
         """The backend itself, for migrations and diagnostics."""
         return self._backend
+
+    async def purge(self, *, refusals_before: float, inputs_before: float) -> Purged:
+        """Delete what retention lets go (see `storage.retention`); the ledger stays whole."""
+        return Purged(
+            refused_holds=await purge_refused_holds(self._backend, older_than=refusals_before),
+            input_images=await self.jobs.purge_inputs(older_than=inputs_before),
+        )
 
     async def migrate(self) -> list[int]:
         return await run_migrations(self._backend)

@@ -6,12 +6,14 @@ import asyncio
 import csv
 import io
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
-from storage import Scopes, open_database
+from storage import LimitDefaults, Limits, QuotaExceeded, Scopes, open_database
+from tests.fixtures_db import FakeClock
 
 
 @pytest.fixture
@@ -140,3 +142,26 @@ def test_migrate_is_idempotent(run) -> None:
     assert run("migrate")[0] == 0
     code, out, _ = run("migrate")
     assert code == 0 and "up to date" in out.lower()
+
+
+def test_purge_says_what_went_and_what_stays(run, database_url: str) -> None:
+    async def refused_long_ago() -> None:
+        clock = FakeClock(time.time() - 40 * 86_400)
+        defaults = LimitDefaults(user=Limits(daily_micros=1))
+        async with await open_database(database_url, defaults=defaults, clock=clock) as db:
+            with pytest.raises(QuotaExceeded):
+                await db.ledger.reserve("old", Scopes("cli:alice"), 400_000)
+
+    asyncio.run(refused_long_ago())
+    code, out, err = run("purge", "--json")
+    assert code == 0, err
+    assert json.loads(out) == {
+        "refused_holds": 1, "refused_holds_days": 30, "input_images": 0, "input_images_days": 7,
+    }  # fmt: skip
+    code, out, _ = run("purge")
+    assert out.startswith("deleted 0 refused reservation(s) older than 30 day(s)")
+    assert "the ledger's entries are kept" in out
+    code, _, err = run("purge", "--older-than", "0")
+    assert code == 2 and "--older-than '0' is not allowed" in err
+    rows = list(csv.DictReader(io.StringIO(run("ledger", "export")[1])))
+    assert [r["kind"] for r in rows] == ["refuse"]  # the history of the refusal stays
