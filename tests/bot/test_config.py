@@ -29,3 +29,17 @@ def test_bad_cap_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USER_DAILY_CAP_USD", "-1")
     with pytest.raises(ValidationError, match="cannot be negative"):
         Settings(_env_file=None)
+
+
+def test_env_example_documents_every_setting_and_nothing_else() -> None:
+    import re
+    from pathlib import Path
+
+    from bot.config import env_file_warnings, load_settings
+
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    text = example.read_text("utf-8")
+    named = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    assert named == {name.upper() for name in Settings.model_fields}
+    assert env_file_warnings(example) == []
+    load_settings(_env_file=example)  # the example itself is a valid configuration
