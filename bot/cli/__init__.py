@@ -87,8 +87,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "animatebot") -> int:
 
 
 def _run(argv: list[str], prog: str) -> int:
+    from bot.cli._output import new_run
     from bot.errors import BotError
 
+    new_run()
     args = build_parser(argv, prog).parse_args(argv)
     # Commands speak to people through their own output; logs are for problems, unless the
     # operator asks for more (LOG_LEVEL=INFO, e.g. for `run`). httpx logs full URLs at INFO,

@@ -39,6 +39,12 @@ def iso(ts: float | None) -> str | None:
 _warned = False
 
 
+def new_run() -> None:
+    """A new command starts: it names the .env keys that are not settings again."""
+    global _warned
+    _warned = False
+
+
 def cli_settings() -> Settings:
     """Settings for a command: a bad value is one sentence (exit 2); keys in .env that are
     not settings are named on stderr (once per run)."""
