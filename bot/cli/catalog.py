@@ -216,11 +216,14 @@ def key_refusals(settings: Settings) -> dict[str, KeyRefusal]:
     database does not exist yet; a database that cannot be read is said on stderr (the
     catalog is still printed; `doctor` says more)."""
     from bot.keys import provider_keys
-    from storage.backend import sqlite_path
 
     keys = provider_keys(settings)
+    if not keys:
+        return {}
+    from storage.backend import sqlite_path
+
     url = settings.database_url
-    if not keys or (url.startswith("sqlite:") and not Path(sqlite_path(url)).exists()):
+    if url.startswith("sqlite:") and not Path(sqlite_path(url)).exists():
         return {}
     try:
         return asyncio.run(_read_refusals(settings, keys))
