@@ -210,6 +210,9 @@ class JobStore:
         limit: int = 100,
     ) -> list[Job]:
         """Newest first."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            # SQLite reads a negative LIMIT as "no limit", PostgreSQL refuses it: refuse here
+            raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
         where: list[str] = []
         args: list[Any] = []
         if status is not None:

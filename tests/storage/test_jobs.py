@@ -202,6 +202,8 @@ async def test_update_list_and_counts(db: Database, clock: FakeClock) -> None:
     mine = await db.jobs.list_jobs(status=ACTIVE, user_id="discord:alice")
     assert [j.id for j in mine] == ["job-2"]
     assert await db.jobs.list_jobs(status=[]) == []
+    with pytest.raises(ValueError, match="limit must be a whole number >= 0"):
+        await db.jobs.list_jobs(limit=-1)  # the same refusal on both backends
     assert await db.jobs.count_by_status() == {"reserved": 2, "failed": 1}
 
 
