@@ -63,7 +63,9 @@ class SinkRegistry:
 
 class LogSink:
     """Fallback: a job whose front door is not running in this process is logged, and its
-    clip is kept on disk so nothing is lost (the adapter can post it when it runs)."""
+    clip is kept on disk so nothing is lost (the adapter can post it when it runs): under
+    `out_dir/<job id>/`, the layout of the kept-clip store (`bot/clips.py`), so the same
+    retention purges it."""
 
     def __init__(self, out_dir: Path | None = None) -> None:
         self.out_dir = out_dir or Path("animate-out")
@@ -72,7 +74,7 @@ class LogSink:
         log.info("job %s %s (%.0f s)", job.id, update.stage, update.elapsed_s)
 
     async def deliver(self, job: Any, clip: Clip) -> str:
-        return str(write_clip(self.out_dir, job.id, clip))
+        return str(write_clip(self.out_dir / job.id, job.id, clip))
 
     async def failed(self, job: Any, message: str) -> None:
         log.warning("job %s failed: %s", job.id, message)

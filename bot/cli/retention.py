@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 from bot.cli._output import add_json_flag, cli_settings, print_json
@@ -16,11 +17,12 @@ MAX_DAYS = 3650
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "purge",
-        help="delete what the retention rules let go (refused holds, old input images)",
+        help="delete what the retention rules let go (refused holds, old inputs and clips)",
         description="Deletes refused reservations (they carry no money) older than "
-        "REFUSAL_RETENTION_DAYS and prepared input images older than CLIP_RETENTION_DAYS. "
-        "The ledger's entries, and every hold that carries money or a job's outcome, are "
-        "kept forever. Safe to run from cron, and while the bot runs.",
+        "REFUSAL_RETENTION_DAYS, and prepared input images and clips kept under CLIP_DIR "
+        "older than CLIP_RETENTION_DAYS. The ledger's entries, and every hold that carries "
+        "money or a job's outcome, are kept forever. Safe to run from cron, and while the "
+        "bot runs.",
     )
     p.add_argument(
         "--older-than", metavar="DAYS",
@@ -32,6 +34,7 @@ def register(sub: Any) -> None:
 
 def cmd_purge(args: argparse.Namespace) -> int:
     from bot.cli.ledger import bounded_int
+    from bot.clips import ClipStore
     from bot.database import connect
 
     settings = cli_settings()
@@ -49,15 +52,18 @@ def cmd_purge(args: argparse.Namespace) -> int:
             )
 
     purged = asyncio.run(run())
+    store = ClipStore(Path(settings.clip_dir), retention_days=input_days, links=None)
+    clips = store.purge()
     if args.json:
         print_json(
             {"refused_holds": purged.refused_holds, "refused_holds_days": refusal_days,
-             "input_images": purged.input_images, "input_images_days": input_days}
+             "input_images": purged.input_images, "clips": clips,
+             "input_images_days": input_days}
         )  # fmt: skip
     else:
         print(
             f"deleted {purged.refused_holds} refused reservation(s) older than {refusal_days} "
-            f"day(s) and {purged.input_images} input image(s) older than {input_days} day(s); "
-            "the ledger's entries are kept"
+            f"day(s), and {purged.input_images} input image(s) and {clips} kept clip(s) older "
+            f"than {input_days} day(s); the ledger's entries are kept"
         )
     return 0

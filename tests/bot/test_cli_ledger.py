@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+import os
 import time
 from pathlib import Path
 
@@ -144,7 +145,7 @@ def test_migrate_is_idempotent(run) -> None:
     assert code == 0 and "up to date" in out.lower()
 
 
-def test_purge_says_what_went_and_what_stays(run, database_url: str) -> None:
+def test_purge_says_what_went_and_what_stays(run, database_url: str, tmp_path: Path) -> None:
     async def refused_long_ago() -> None:
         clock = FakeClock(time.time() - 40 * 86_400)
         defaults = LimitDefaults(user=Limits(daily_micros=1))
@@ -153,13 +154,21 @@ def test_purge_says_what_went_and_what_stays(run, database_url: str) -> None:
                 await db.ledger.reserve("old", Scopes("cli:alice"), 400_000)
 
     asyncio.run(refused_long_ago())
+    old_clip, new_clip = tmp_path / "clips/aaa111/aaa111.mp4", tmp_path / "clips/bbb222/x.mp4"
+    for clip in (old_clip, new_clip):
+        clip.parent.mkdir(parents=True)
+        clip.write_bytes(b"mp4")
+    month_ago = time.time() - 30 * 86_400
+    os.utime(old_clip, (month_ago, month_ago))
     code, out, err = run("purge", "--json")
     assert code == 0, err
     assert json.loads(out) == {
-        "refused_holds": 1, "refused_holds_days": 30, "input_images": 0, "input_images_days": 7,
+        "refused_holds": 1, "refused_holds_days": 30, "input_images": 0, "clips": 1,
+        "input_images_days": 7,
     }  # fmt: skip
+    assert not old_clip.exists() and new_clip.exists()
     code, out, _ = run("purge")
-    assert out.startswith("deleted 0 refused reservation(s) older than 30 day(s)")
+    assert out.startswith("deleted 0 refused reservation(s) older than 30 day(s), and 0 input")
     assert "the ledger's entries are kept" in out
     code, _, err = run("purge", "--older-than", "0")
     assert code == 2 and "--older-than '0' is not allowed" in err
