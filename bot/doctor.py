@@ -232,14 +232,17 @@ async def _slack(http: httpx.AsyncClient, settings: Settings) -> Check:
 
 def _web(settings: Settings) -> Check:
     if settings.public_base_url is None:
-        return Check("web", "off", "PUBLIC_BASE_URL is not set: no webhooks (the runner polls) "
-                     "and Novita images go through WaveSpeed's upload",
+        return Check("web", "off", "PUBLIC_BASE_URL is not set: no provider callbacks (the "
+                     "runner polls) and Novita images go through WaveSpeed's upload",
                      "set PUBLIC_BASE_URL to where the bot's web endpoint is reachable")
-    if settings.url_signing_secret is None:
-        return Check("web", "fail", f"PUBLIC_BASE_URL is {settings.public_base_url} but "
-                     "URL_SIGNING_SECRET is not set", "set URL_SIGNING_SECRET to a long random "
-                     "string (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)")
-    return Check("web", "ok", f"webhooks and signed image URLs at {settings.public_base_url}")
+    key = ("URL_SIGNING_SECRET" if settings.url_signing_secret is not None
+           else "a key generated once and kept in the database")  # fmt: skip
+    if settings.metrics_token is None:
+        return Check("web", "warn", f"callbacks and signed links at {settings.public_base_url} "
+                     f"(signed with {key}); /metrics answers anyone who can reach it",
+                     "set METRICS_TOKEN, or block /metrics at your proxy")
+    return Check("web", "ok", f"callbacks and signed links at {settings.public_base_url} "
+                 f"(signed with {key}); /metrics needs METRICS_TOKEN")
 
 
 def run(environ_file: str | Path = ".env") -> list[Check]:

@@ -174,3 +174,19 @@ async def test_novita_balance_is_a_free_authenticated_read(simulator: Simulator)
     async with NovitaClient("wrong", base_url=simulator.base_url, max_retries=0) as client:
         with pytest.raises(AuthenticationError):
             await client.balance_micros()
+
+
+async def test_the_web_endpoint_is_on_and_metrics_are_guarded(
+    doctor: Any, database_url: str
+) -> None:
+    await migrated(database_url)
+    code, checks = await doctor(public_base_url="https://bot.example.com")
+    web = checks["web"][0]
+    assert code == 0 and web["status"] == "warn" and web["fix"].startswith("set METRICS_TOKEN")
+    assert "a key generated once and kept in the database" in web["detail"]
+    code, checks = await doctor(
+        public_base_url="https://bot.example.com",
+        metrics_token=SecretStr("m" * 24),
+        url_signing_secret=SecretStr("s" * 32),
+    )
+    assert checks["web"][0]["status"] == "ok" and "URL_SIGNING_SECRET" in checks["web"][0]["detail"]
