@@ -311,6 +311,9 @@ def describe_validation(exc: ValidationError) -> str:
             continue
         if error["type"] == "value_error":
             detail = str(error["msg"]).removeprefix("Value error, ")
+            if detail.startswith(name.upper()):  # the validator already wrote the sentence
+                parts.append(detail.rstrip("."))
+                continue
         parts.append(_problem(name, error.get("input"), detail))
     return "; ".join(parts) + "."
 
