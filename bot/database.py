@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bot.caps import limit_defaults
 from bot.config import Settings
-from bot.errors import ConfigProblem
+from bot.errors import SetupError
 from storage import Database, open_database
 
 
@@ -32,7 +32,7 @@ def _reason(exc: BaseException) -> str:
 async def connect(
     settings: Settings, *, migrate: bool = True, clock: Callable[[], float] = time.time
 ) -> Database:
-    """The database with the operator's default caps; `ConfigProblem` when it cannot be
+    """The database with the operator's default caps; `SetupError` when it cannot be
     opened (unreachable, wrong password, no such database, a file we cannot write)."""
     try:
         return await open_database(
@@ -49,8 +49,8 @@ async def connect(
         raise
 
 
-def _problem(url: str, exc: BaseException) -> ConfigProblem:
-    return ConfigProblem(
+def _problem(url: str, exc: BaseException) -> SetupError:
+    return SetupError(
         f"Could not open the database at DATABASE_URL={shown_url(url)}: {_reason(exc)}; "
         "fix DATABASE_URL (in the environment or .env) or the database it points to."
     )

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from bot.config import Settings, SettingsProblem, env_file_warnings, load_settings
 from bot.database import connect, shown_url
-from bot.errors import ConfigProblem
+from bot.errors import SetupError
 from bot.keys import KEY_SETTINGS, PROVIDER_NAMES, ProviderKeys, provider_keys
 from bot.media import NO_MEDIA_HOST
 from providers.catalog import CATALOG
@@ -87,8 +87,8 @@ async def _database(settings: Settings) -> tuple[Database | None, Check]:
         )  # fmt: skip
     try:
         db = await connect(settings, migrate=False)
-    except ConfigProblem as exc:
-        return None, Check("database", "fail", exc.user_message, "fix DATABASE_URL")
+    except SetupError as exc:
+        return None, Check("database", "fail", str(exc), "fix DATABASE_URL")
     try:
         applied = set(await applied_versions(db.raw))
     except Exception:  # no schema_migrations table yet: a new, empty database

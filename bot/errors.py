@@ -1,6 +1,7 @@
 """Errors the service raises to its front doors. `user_message` is safe to show anyone.
 
-SetupError                   the operator's settings cannot work (CLI exit 2, one sentence)
+SetupError                   the operator's settings cannot work (CLI exit 2, one sentence):
+                             a refused token, an unreachable DATABASE_URL
 
 BotError
  ├── RequestRefused          bad input: nothing was charged (CLI exit 2)
@@ -8,7 +9,6 @@ BotError
  │    ├── ModelDisabled      the operator has not enabled this model (no key or no price)
  │    ├── Paused             /animate is paused on this server by its moderators
  │    └── NotAllowed         e.g. cancelling someone else's job
- └── ConfigProblem           an operator setting does not work (names the setting and the fix)
 """
 
 from __future__ import annotations
@@ -60,8 +60,3 @@ class NotAllowed(RequestRefused):
 
 class Paused(RequestRefused):
     """The server's moderators paused /animate there."""
-
-
-class ConfigProblem(BotError):
-    """Something the operator configured does not work (an unreachable DATABASE_URL, a key
-    the provider refused); the message names the setting and the fix."""

@@ -130,7 +130,7 @@ def test_an_unreachable_database_names_database_url(
     monkeypatch.chdir(tmp_path)
     # Port 1 on loopback: nothing listens, the connection is refused at once.
     monkeypatch.setenv("DATABASE_URL", "postgresql://bot:s3cret@127.0.0.1:1/animatebot")
-    assert main(["usage", "--user", "bob"]) == 1
+    assert main(["usage", "--user", "bob"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(
         "error: Could not open the database at "
