@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ledger": ("bot.cli.ledger", "the spend history: CSV export and reports"),
     "migrate": ("bot.cli.ledger", "apply database migrations (also done at start)"),
     "purge": ("bot.cli.retention", "delete what the retention rules let go (refused holds, "
-              "old input images)"),
+              "old inputs and clips)"),
     "doctor": ("bot.cli.doctor", "check settings, database, provider keys and platform tokens"),
     "web": ("bot.cli.serve", "the HTTP endpoint: provider webhooks, signed links, /healthz, "
             "/metrics"),
