@@ -21,9 +21,11 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy bot providers storage
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy bot providers storage
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -17,10 +17,11 @@ from typing import Any
 import httpx
 
 from bot.callbacks import CallbackInbox, WebhookSecret
-from bot.cli.ledger import limit_defaults
 from bot.clips import ClipStore
 from bot.config import Settings
+from bot.database import connect
 from bot.images import ImageLimits
+from bot.keys import ProviderKeys, provider_keys
 from bot.links import LinkSigner
 from bot.media import MediaHost, SignedImageUrls, WaveSpeedUploads, choose_media_host
 from bot.metrics import Metrics
@@ -33,7 +34,7 @@ from providers.base import VideoProvider
 from providers.novita import NovitaClient
 from providers.pricing import PriceTable
 from providers.wavespeed import WaveSpeedClient
-from storage import Database, open_database
+from storage import Database
 from storage.notify import Wakeups, wakeups_for
 
 
@@ -69,6 +70,7 @@ class App:
     # What a front door or sink opens for the App's lifetime (a chat API session, its
     # in-flight background work): closed first when the App closes, before the database.
     resources: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+    keys: ProviderKeys | None = None
 
 
 def build_providers(
@@ -131,9 +133,7 @@ async def open_app(
     sinks = sinks or SinkRegistry()
     metrics = Metrics()
     async with contextlib.AsyncExitStack() as stack:
-        db = await open_database(
-            settings.database_url, defaults=limit_defaults(settings), clock=clock
-        )
+        db = await connect(settings, clock=clock)
         stack.push_async_callback(db.close)
         wakeups = wakeups_for(settings.database_url, db.raw)
         stack.push_async_callback(wakeups.close)
@@ -145,6 +145,7 @@ async def open_app(
         )
         stack.push_async_callback(http.aclose)
         providers = build_providers(settings, stack, metrics)
+        keys = ProviderKeys(db.keys, provider_keys(settings))
         uploads: MediaHost | None = (
             WaveSpeedUploads(providers["wavespeed"]) if "wavespeed" in providers else None
         )
@@ -169,6 +170,7 @@ async def open_app(
             time_scale=settings.time_scale,
             clock=clock,
             webhook_url=webhook_url,
+            keys=keys,
         )
         runner = JobRunner(
             jobs=db.jobs,
@@ -218,7 +220,7 @@ async def open_app(
             )
         app = App(
             settings, db, providers, sinks, service, runner, http, metrics, clips, wakeups,
-            links, callbacks, image_urls,
+            links, callbacks, image_urls, keys=keys,
         )  # fmt: skip
         await stack.enter_async_context(app.resources)
         yield app

@@ -3,36 +3,29 @@
 Everything else receives a `Settings` (or the values it needs) from the composition root.
 Money settings are written in US dollars by the operator and converted to integer
 micro-dollars here, through `Decimal`, never through floats.
+
+`load_settings()` is how a process starts: a bad value becomes ONE sentence that names the
+variable and says what is allowed (`SettingsProblem`), never a pydantic dump; and
+`env_file_warnings()` names the keys in `.env` that are not settings (a misspelt
+`USER_DAILY_CAP=1` would otherwise be ignored in silence).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-MICROS_PER_USD = 1_000_000
+from providers.money import usd_to_micros
 
-
-def usd_to_micros(value: Decimal | str | int) -> int:
-    """Exact dollars -> micro-dollars; refuses sub-micro precision rather than rounding."""
-    micros = Decimal(str(value)) * MICROS_PER_USD
-    if micros != micros.to_integral_value():
-        raise ValueError(f"{value} USD is finer than one micro-dollar")
-    return int(micros)
-
-
-def micros_to_usd(micros: int) -> str:
-    """Micro-dollars as a dollar string for people: 400000 -> '$0.40', 1234 -> '$0.001234'."""
-    sign = "-" if micros < 0 else ""
-    whole, frac = divmod(abs(micros), MICROS_PER_USD)
-    frac_s = f"{frac:06d}".rstrip("0")
-    frac_s = frac_s.ljust(2, "0")
-    return f"{sign}${whole}.{frac_s}"
-
+ENV_FILE = ".env"
+MAX_JOBS = 1_000_000  # the largest job-count cap anyone may write
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 # The cap fields of `Settings`, named once for its validators (pydantic refuses a misspelt one).
 _MONEY_CAPS = (
@@ -57,7 +50,7 @@ class Settings(BaseSettings):
     """Operator configuration. Each field is an environment variable of the same name."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+        env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore", frozen=True
     )
 
     # --- storage ---
@@ -76,9 +69,9 @@ class Settings(BaseSettings):
     # --- the bot's own HTTP endpoint (webhooks, signed image URLs for Novita) ---
     public_base_url: str | None = None
     web_host: str = "127.0.0.1"
-    web_port: int = 8080
+    web_port: int = Field(8080, ge=0, le=65535)  # 0: any free port (tests)
     # Hosting platforms (Heroku, Render, Fly) say which port to listen on; it wins over WEB_PORT.
-    port: int | None = None
+    port: int | None = Field(None, ge=0, le=65535)
     # Signs the short-lived image URLs and webhook tokens; set it in production.
     url_signing_secret: SecretStr | None = None
     # When set, /metrics answers only `Authorization: Bearer <token>` (the endpoint faces the
@@ -92,28 +85,32 @@ class Settings(BaseSettings):
     server_monthly_cap_usd: Decimal | None = Decimal("500")
     global_daily_cap_usd: Decimal | None = None
     global_monthly_cap_usd: Decimal | None = None
-    user_concurrent_jobs: int | None = 2
-    server_concurrent_jobs: int | None = 10
-    global_concurrent_jobs: int | None = None
-    user_jobs_per_hour: int | None = 20
-    server_jobs_per_hour: int | None = None
-    global_jobs_per_hour: int | None = None
+    user_concurrent_jobs: int | None = Field(2, ge=0, le=MAX_JOBS)
+    server_concurrent_jobs: int | None = Field(10, ge=0, le=MAX_JOBS)
+    global_concurrent_jobs: int | None = Field(None, ge=0, le=MAX_JOBS)
+    user_jobs_per_hour: int | None = Field(20, ge=0, le=MAX_JOBS)
+    server_jobs_per_hour: int | None = Field(None, ge=0, le=MAX_JOBS)
+    global_jobs_per_hour: int | None = Field(None, ge=0, le=MAX_JOBS)
 
     # --- images ---
-    max_image_bytes: int = 10 * 1024 * 1024
-    image_download_timeout_s: float = 20.0
+    max_image_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    image_download_timeout_s: float = Field(20.0, gt=0, le=600)
     # Tests and the simulator serve images on loopback; production must leave this off.
     allow_private_image_urls: bool = False
 
     # --- job runner ---
-    runner_concurrency: int = 32  # provider requests in flight at once
-    job_deadline_s: float = 1800.0  # past this a job is reconciled, not silently refunded
-    lease_s: float = 60.0
-    time_scale: float = 1.0  # <1 compresses waits (benchmarks and tests only)
+    runner_concurrency: int = Field(32, ge=1, le=10_000)  # provider requests in flight at once
+    # past this a job is reconciled, not silently refunded
+    job_deadline_s: float = Field(1800.0, gt=0, le=7 * 86400)
+    lease_s: float = Field(60.0, gt=0, le=3600)
+    time_scale: float = Field(1.0, gt=0, le=1)  # <1 compresses waits (benchmarks and tests only)
 
     # --- delivered clips and prepared input images, kept for links, re-rolls and retries ---
     clip_dir: str = "clips"
-    clip_retention_days: int = 7
+    clip_retention_days: int = Field(7, ge=1, le=3650)
+    # Refused reservations (no money, kept so a replayed event gets the same answer) are
+    # purged after this many days by `python -m bot purge`; the ledger's entries stay.
+    refusal_retention_days: int = Field(30, ge=1, le=3650)
 
     # --- platforms ---
     # false: this process takes commands only; a `worker` process runs the jobs and delivers.
@@ -122,7 +119,7 @@ class Settings(BaseSettings):
     discord_api_base_url: str = "https://discord.com/api/v10"
     # Servers to sync commands to at start (instant); empty = global sync (up to an hour).
     discord_guild_ids: Annotated[tuple[int, ...], NoDecode] = ()
-    discord_shards: int | None = None
+    discord_shards: int | None = Field(None, ge=0, le=10_000)
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
@@ -206,3 +203,156 @@ class Settings(BaseSettings):
                 raise ValueError("a cap cannot be negative")
             usd_to_micros(v)
         return v
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _known_level(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip().upper()
+            if v not in LOG_LEVELS:
+                raise ValueError("not a log level")
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, v: str) -> str:
+        if not v.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError("not a database URL")
+        return v
+
+    @field_validator(
+        "wavespeed_base_url", "novita_base_url", "discord_api_base_url", "slack_api_url",
+        "public_base_url",
+    )  # fmt: skip
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("not an http(s) URL")
+        return v
+
+    @field_validator("price_overrides")
+    @classmethod
+    def _prices_parse(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from providers.pricing import PriceOverrideError, PriceTable
+
+        try:
+            PriceTable.with_overrides(v)
+        except PriceOverrideError as exc:
+            raise ValueError("; ".join(exc.problems)) from None
+        return v
+
+
+class SettingsProblem(ValueError):
+    """A setting has a value the bot cannot use; the message is one sentence that names the
+    variable and says what is allowed."""
+
+
+# What each kind of setting accepts, in the words of `.env.example`.
+_ALLOWED_BY_NAME: dict[str, str] = {
+    **dict.fromkeys(_MONEY_CAPS, "a dollar amount such as 5 or 0.25 (at most 1000000000), "
+                    "or none for no cap"),
+    **dict.fromkeys(_COUNT_CAPS, f"a whole number of jobs from 0 to {MAX_JOBS}, or none for "
+                    "no cap"),
+    "database_url": "sqlite:///FILE.db (one process) or postgresql://USER:PASSWORD@HOST:5432/DB",
+    "log_level": "one of " + ", ".join(LOG_LEVELS),
+    "price_overrides": 'a JSON object such as {"wan-2.1": {"480p": "0.30", "720p": "0.45"}} '
+                       "(see the README's Models and prices)",
+    "discord_guild_ids": "server ids separated by commas, such as 123456789,987654321",
+}  # fmt: skip
+_ALLOWED_BY_TYPE = {
+    "bool": "true or false",
+    "int": "a whole number",
+    "float": "a number",
+    "str": "text",
+}
+
+
+def _allowed(name: str) -> str:
+    if name in _ALLOWED_BY_NAME:
+        return _ALLOWED_BY_NAME[name]
+    field = Settings.model_fields.get(name)
+    if field is None:
+        return "a valid value"
+    text = str(field.annotation)
+    if "http" in name or name.endswith("_url"):
+        return "an http(s) URL such as https://example.com"
+    kind = next((k for k in ("bool", "float", "int") if k in text), "str")
+    bounds = [
+        f"{word} {getattr(m, attr)}"
+        for m in field.metadata
+        for attr, word in (("ge", "at least"), ("gt", "more than"), ("le", "at most"))
+        if getattr(m, attr, None) is not None
+    ]
+    return _ALLOWED_BY_TYPE[kind] + (f" ({', '.join(bounds)})" if bounds else "")
+
+
+def _shown(name: str, value: Any) -> str:
+    """The offending value, unless it is secret (keys, tokens, a URL with a password)."""
+    field = Settings.model_fields.get(name)
+    if field is not None and "SecretStr" in str(field.annotation):
+        return ""
+    text = str(value)
+    if "://" in text and "@" in text:
+        return ""
+    return f"={text[:60]!r}" if len(text) <= 60 else f"={text[:57]!r}..."
+
+
+def _problem(name: str, value: Any, detail: str = "") -> str:
+    why = f" ({detail})" if detail else ""
+    return f"{name.upper()}{_shown(name, value)} is not allowed{why}: use {_allowed(name)}"
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """One sentence for everything pydantic refused, each variable named once."""
+    parts: list[str] = []
+    seen: set[str] = set()
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        if name in seen:
+            continue
+        seen.add(name)
+        detail = ""
+        if name == "price_overrides" and error["type"] == "value_error":
+            detail = str(error["msg"]).removeprefix("Value error, ")
+            parts.append(f"PRICE_OVERRIDES is not usable: {detail}")
+            continue
+        if error["type"] == "value_error":
+            detail = str(error["msg"]).removeprefix("Value error, ")
+            if detail.startswith(name.upper()):  # the validator already wrote the sentence
+                parts.append(detail.rstrip("."))
+                continue
+        parts.append(_problem(name, error.get("input"), detail))
+    return "; ".join(parts) + "."
+
+
+def load_settings(**values: Any) -> Settings:
+    """Settings from the environment and `.env` (plus `values`), or `SettingsProblem`."""
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise SettingsProblem(describe_validation(exc)) from None
+    except SettingsError as exc:
+        # Raised before validation when a JSON setting is not JSON at all.
+        m = re.search(r'field "(\w+)"', str(exc))
+        name = m.group(1) if m else "a JSON setting"
+        raise SettingsProblem(
+            f"{name.upper()} is not JSON: use {_allowed(name)}."
+        ) from None
+
+
+def env_file_warnings(path: str | Path = ENV_FILE) -> list[str]:
+    """One sentence per key in `.env` that is not a setting (it would be silently ignored)."""
+    from dotenv import dotenv_values
+
+    file = Path(path)
+    if not file.is_file():
+        return []
+    known = {name.upper() for name in Settings.model_fields}
+    out = []
+    for key in dotenv_values(file):
+        if key.upper() in known:
+            continue
+        close = difflib.get_close_matches(key.upper(), sorted(known), n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        out.append(f"{file} sets {key}, which is not a setting{hint}; it is ignored")
+    return out

@@ -1,6 +1,7 @@
 """Errors the service raises to its front doors. `user_message` is safe to show anyone.
 
-SetupError                   the operator's settings cannot work (CLI exit 2, one sentence)
+SetupError                   the operator's settings cannot work (CLI exit 2, one sentence):
+                             a refused token, an unreachable DATABASE_URL
 
 BotError
  ├── RequestRefused          bad input: nothing was charged (CLI exit 2)

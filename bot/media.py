@@ -1,6 +1,6 @@
 """Turning the user's prepared image into a URL the provider can fetch.
 
-PROVIDERS.md Part 1: WaveSpeed models get a WaveSpeed media upload (`download_url`).
+WaveSpeed models get a WaveSpeed media upload (`download_url`).
 Novita needs a public `image_url`: an expiring signed URL served by the bot's own HTTP
 endpoint when the operator configures PUBLIC_BASE_URL (the web endpoint), else a WaveSpeed
 upload when a WaveSpeed key is set, else the model cannot run (a clear configuration error).
@@ -26,13 +26,17 @@ _FETCHABLE = frozenset({JobStatus.RESERVED, JobStatus.SUBMITTED, JobStatus.PROCE
 
 class MediaHost(Protocol):
     """Gives the provider a URL for an image we already validated. `slot` is 'image' or
-    'last_image': the same names under which the job keeps its inputs (`job_inputs`)."""
+    'last_image': the same names under which the job keeps its inputs (`job_inputs`).
+    A host that uses a video provider's API key names it in a `provider` attribute, so a
+    refused key stops its jobs too (`bot/keys.py`)."""
 
     async def host(self, image: PreparedImage, *, job_id: str, slot: str = "image") -> str: ...
 
 
 class WaveSpeedUploads:
     """WaveSpeed's media upload; the URL lives 7 days, far longer than any render."""
+
+    provider = "wavespeed"
 
     def __init__(self, client: Any) -> None:
         self.client = client

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from bot.config import micros_to_usd
+from providers.money import format_usd
 
 MODERATION_CODE = 1200
 
 
 def provider_failed(cost_micros: int, *, reason: str, code: int | None) -> str:
-    refund = f"You were not charged: the {micros_to_usd(cost_micros)} hold was released."
+    refund = f"You were not charged: the {format_usd(cost_micros)} hold was released."
     if code == MODERATION_CODE:
         return (
             "The provider's content filter refused this image or prompt, so no clip was made. "
@@ -29,7 +29,7 @@ def cancelled_before_submit() -> str:
 def cancelled_after_completion(cost_micros: int) -> str:
     return (
         "Cancelled, but the provider had already made the clip, so "
-        f"{micros_to_usd(cost_micros)} was charged."
+        f"{format_usd(cost_micros)} was charged."
     )
 
 
@@ -40,20 +40,51 @@ def cancelled_after_failure() -> str:
 def outcome_unknown(cost_micros: int, job_id: str) -> str:
     return (
         "The provider did not confirm the submission, so this clip may or may not have been "
-        f"made. The {micros_to_usd(cost_micros)} stays reserved until an operator checks "
+        f"made. The {format_usd(cost_micros)} stays reserved until an operator checks "
         f"job {job_id} with the provider; you will never be charged twice."
     )
 
 
 def output_expired(cost_micros: int) -> str:
     return (
-        f"The clip was made ({micros_to_usd(cost_micros)} charged) but its download link "
+        f"The clip was made ({format_usd(cost_micros)} charged) but its download link "
         "expired before it could be fetched. An operator can look it up with the provider."
     )
 
 
-def task_gone(cost_micros: int) -> str:
+def task_not_found(cost_micros: int, job_id: str, task_id: str) -> str:
     return (
-        "The provider no longer knows this clip (it may have been deleted). You were not "
-        f"charged: the {micros_to_usd(cost_micros)} hold was released."
+        f"The provider kept answering that it does not know task {task_id}, so this clip may "
+        f"or may not have been made. The {format_usd(cost_micros)} stays reserved until an "
+        f"operator checks that task with the provider (`job {job_id} --resolve settle|void`); "
+        "you will never be charged twice."
+    )
+
+
+def no_credit() -> str:
+    return "The bot's provider account has run out of credit; the operator must top it up."
+
+
+def late_task(task_id: str, *, resumed: bool) -> str:
+    then = (
+        "the bot follows it again"
+        if resumed
+        else "check that task with the provider before resolving this job"
+    )
+    return f"The provider answered late with task {task_id}: the clip was submitted; {then}."
+
+
+def cancel_recorded(status: str, cost_micros: int) -> str:
+    """What a cancel did, as it stands right after it was asked for."""
+    price = format_usd(cost_micros)
+    if status == "cancelled":
+        return f"Cancelled before it started: the {price} hold was released; nothing was charged."
+    if status == "reserved":
+        return (
+            "Cancel requested: the clip was not submitted yet, so it will be cancelled and its "
+            f"{price} hold released."
+        )
+    return (
+        "Cancel requested: the provider has already started, so it will still charge "
+        f"{price} if it finishes the clip (nothing if it fails); the clip will be discarded."
     )

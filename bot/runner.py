@@ -44,7 +44,11 @@ class Next:
 
 NEVER = Next(None)
 MAX_CLIP_BYTES = 512 * 1024 * 1024
-NOT_FOUND_GIVE_UP = 3  # consecutive 404s (spaced by backoff) before we believe the task is gone
+# A 404 for a task we created is not proof that it is gone (a gateway can answer 404 while
+# the task runs and is billed): the job keeps its hold and keeps being polled, with backoff,
+# until its deadline; past it, after this many 404s in a row, it is left to the operator as an
+# unknown outcome (expired, hold kept) - never voided on a 404.
+NOT_FOUND_GIVE_UP = 3
 IDLE_LOOK_S = 5.0  # how often an idle runner looks for jobs that other processes created
 # Providers call back once per task (retrying only unanswered deliveries); a leaked callback
 # URL therefore costs at most this many extra polls.
@@ -253,10 +257,14 @@ class JobRunner:
         except RateLimited as exc:
             return self._after(exc.retry_after or error_backoff(1, rng=self.rng))
         except NotFound:
-            if misses + 1 >= NOT_FOUND_GIVE_UP:
-                return await self._gone(job)
-            wait = error_backoff(misses + 1, rng=self.rng)
-            return self._after(wait, meta={**job.meta, "not_found": misses + 1})
+            misses += 1
+            past_deadline = job.deadline_at is not None and self.clock() > job.deadline_at
+            if misses >= NOT_FOUND_GIVE_UP and past_deadline:
+                return await self._not_found(job)
+            log.warning("job %s: the provider answered 404 for its task (%d in a row)",
+                        job.id, misses)  # fmt: skip
+            wait = error_backoff(misses, rng=self.rng)
+            return self._after(wait, meta={**job.meta, "not_found": misses})
         except ProviderError as exc:
             errors = int(job.meta.get("poll_errors", 0)) + 1
             log.warning("job %s: poll failed (%s); retrying", job.id, type(exc).__name__)
@@ -300,7 +308,7 @@ class JobRunner:
         return self._after(delay, **fields)
 
     async def _completed(self, job: Job, task: ProviderTask) -> Next:
-        fields = {"poll_count": job.poll_count + 1, **completion_fields(job, task)}
+        fields: dict[str, Any] = {"poll_count": job.poll_count + 1, **completion_fields(job, task)}
         running = {JobStatus.SUBMITTED, JobStatus.PROCESSING}
         if job.cancel_requested:
             msg = messages.cancelled_after_completion(job.cost_micros)
@@ -339,14 +347,17 @@ class JobRunner:
         await self.sinks.for_job(job).failed(job, msg)
         return NEVER
 
-    async def _gone(self, job: Job) -> Next:
-        msg = messages.task_gone(job.cost_micros)
+    async def _not_found(self, job: Job) -> Next:
+        """Still 404 past the deadline: the outcome is unknown. The hold stays for the
+        operator (`job ID --resolve settle|void` after checking the task at the provider)."""
+        assert job.provider_task_id is not None
+        msg = messages.task_not_found(job.cost_micros, job.id, job.provider_task_id)
         job = await self.jobs.transition(
             job.id,
             JobStatus.EXPIRED,
             expect={JobStatus.SUBMITTED, JobStatus.PROCESSING},
             reason=msg,
-            ledger="void",
+            next_check_at=None,
         )
         await self.sinks.for_job(job).failed(job, msg)
         return NEVER

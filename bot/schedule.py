@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 
 MIN_POLL_INTERVAL_S: dict[str, float] = {
-    "wavespeed": 5.0,  # PROVIDERS.md §1.1 "Polling guidance" [D-result]
+    "wavespeed": 5.0,  # "at least 5 s between checks": https://wavespeed.ai/docs/get-result
     "novita": 3.0,  # no documented floor; be gentle
 }
 MAX_POLL_INTERVAL_S = 60.0

@@ -18,6 +18,7 @@ from typing import Any
 
 from bot.errors import ModelDisabled, NotAllowed, Paused, QuotaRefused, RequestRefused
 from bot.images import ImageRejected
+from bot.keys import key_refused_message
 from bot.media import NO_MEDIA_HOST
 from bot.models import AnimateRequest, ImageSource, qualify
 from bot.sinks import Progress, SinkRegistry
@@ -195,6 +196,9 @@ class AnimateService:
             return _repeat(existing, fingerprint, req.event_id)
         if server_id is not None and await self.servers.is_paused(server_id):
             raise Paused(PAUSED)
+        refused = await self.submitter.key_refusal(spec.provider)
+        if refused is not None:
+            raise ModelDisabled(key_refused_message(refused.provider, refused.status_code))
         if inputs is None:
             try:
                 inputs = await self.submitter.load_inputs(req.image, params)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from bot.config import micros_to_usd
+from providers.money import format_usd
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,9 @@ class SinkRegistry:
 
 class LogSink:
     """Fallback: a job whose front door is not running in this process is logged, and its
-    clip is kept on disk so nothing is lost (the adapter can post it when it runs)."""
+    clip is kept on disk so nothing is lost (the adapter can post it when it runs): under
+    `out_dir/<job id>/`, the layout of the kept-clip store (`bot/clips.py`), so the same
+    retention purges it."""
 
     def __init__(self, out_dir: Path | None = None) -> None:
         self.out_dir = out_dir or Path("animate-out")
@@ -76,14 +78,16 @@ class LogSink:
         log.info("job %s %s (%.0f s)", job.id, update.stage, update.elapsed_s)
 
     async def deliver(self, job: Any, clip: Clip) -> str:
-        return str(write_clip(self.out_dir, job.id, clip))
+        return str(write_clip(self.out_dir / job.id, job.id, clip))
 
     async def failed(self, job: Any, message: str) -> None:
         log.warning("job %s failed: %s", job.id, message)
 
 
 def write_clip(out_dir: Path, job_id: str, clip: Clip) -> Path:
-    """Write atomically under a name fixed by the job id, so a repeated delivery overwrites."""
+    """Write atomically under a name fixed by the job id, so a repeated delivery overwrites;
+    the path returned (and recorded with the job) is absolute."""
+    out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{job_id}.mp4"
     tmp = target.with_suffix(".mp4.part")
@@ -102,7 +106,7 @@ class FileSink:
 
     async def progress(self, job: Any, update: Progress) -> None:
         if update.stage == "queued":
-            self.say(f"job {job.id}: reserved {micros_to_usd(job.cost_micros)} for {job.model}")
+            self.say(f"job {job.id}: reserved {format_usd(job.cost_micros)} for {job.model}")
         elif update.stage == "submitted":
             self.say(f"job {job.id}: submitted to {job.provider}")
         elif update.stage == "slow":

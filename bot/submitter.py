@@ -3,21 +3,29 @@
 Used by the service on the fast path and by the runner when it takes over a job whose
 process died before submitting. Only the holder of the job's lease submits, and the POST is
 never repeated: a POST that got no answer leaves the outcome unknown, and the hold stays
-until someone checks with the provider (ARCHITECTURE.md, "Job states").
+until someone checks with the provider (README, "How the money works").
+
+The lease is renewed while the upload and the POST are in flight (a slow provider must not
+let another runner give the job up under us), and a task id that comes back is recorded
+whatever the job's state by then. A provider that refuses our key (401/403) is not sent
+another submit until the key changes (`bot/keys.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bot import messages
 from bot.errors import RequestRefused
 from bot.images import ImageLimits, ImageRejected, PreparedImage, load_image
+from bot.keys import ProviderKeys, key_refused_message
 from bot.media import NO_MEDIA_HOST, MediaHost
 from bot.models import ImageSource
 from bot.schedule import first_poll_delay
@@ -36,7 +44,7 @@ from providers.errors import (
     UnexpectedResponse,
 )
 from providers.params import AnimateParams
-from storage import Job, JobStatus, JobStore, StoredImage
+from storage import InvalidTransition, Job, JobStatus, JobStore, StoredImage
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +96,7 @@ class Submitter:
         time_scale: float = 1.0,
         clock: Callable[[], float] = time.time,
         webhook_url: Callable[[Job], str | None] | None = None,
+        keys: ProviderKeys | None = None,
     ) -> None:
         self.jobs = jobs
         self.providers = providers
@@ -100,6 +109,7 @@ class Submitter:
         self.time_scale = time_scale
         self.clock = clock
         self.webhook_url = webhook_url or (lambda job: None)
+        self.keys = keys
 
     async def load_inputs(self, source: ImageSource, params: AnimateParams) -> Inputs:
         """Read, check and prepare the person's image (and the model's last image, when
@@ -123,9 +133,58 @@ class Submitter:
         return await self.load_inputs(ImageSource(**legacy), params)
 
     async def submit(self, job: Job, inputs: Inputs | None = None) -> Job:
-        """Run the job's submission; returns the job as it now stands. `inputs`: the images
-        the service just prepared; None = the ones kept with the job (a runner taking over).
-        """
+        """Run the job's submission, holding its lease throughout; returns the job as it now
+        stands. `inputs`: the images the service just prepared; None = the ones kept with the
+        job (a runner taking over)."""
+        if not job.cancel_requested:
+            refusal = await self.key_refusal(job.provider)
+            if refusal is not None:
+                msg = key_refused_message(refusal.provider, refusal.status_code)
+                return await self.fail(job, messages.rejected_before_submit(msg))
+        async with self._lease_kept(job.id):
+            return await self._submit(job, inputs)
+
+    def host_providers(self, provider: str) -> list[str]:
+        """The providers a job for `provider` talks to: its own, and its image host's."""
+        host_provider = getattr(self.media_host(provider), "provider", "")
+        return [provider] + ([host_provider] if host_provider else [])
+
+    async def key_refusal(self, provider: str) -> Any:
+        """A recorded refusal of a key this job needs, or None."""
+        if self.keys is None:
+            return None
+        return await self.keys.first_refusal(self.host_providers(provider))
+
+    @contextlib.asynccontextmanager
+    async def _lease_kept(self, job_id: str) -> AsyncIterator[None]:
+        """Renew the job's lease every third of its length (real seconds) until the block
+        ends, so no runner takes a job over while its upload or POST is still in flight."""
+        stop = asyncio.Event()
+
+        async def renew() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.lease_s / 3)
+                    return
+                try:
+                    held = await self.jobs.renew(
+                        self.owner, [job_id], now=self.clock(), lease_s=self.lease_s
+                    )
+                except Exception:
+                    log.warning("job %s: could not renew its lease; trying again", job_id)
+                    continue
+                if not held:
+                    log.warning("job %s: its lease was taken while submitting", job_id)
+                    return
+
+        keeper = asyncio.create_task(renew(), name=f"lease-{job_id}")
+        try:
+            yield
+        finally:
+            stop.set()
+            await keeper
+
+    async def _submit(self, job: Job, inputs: Inputs | None) -> Job:
         if job.cancel_requested:
             return await self.fail(job, messages.cancelled_before_submit(), JobStatus.CANCELLED)
         spec = get_model(job.model)
@@ -151,6 +210,8 @@ class Submitter:
                 if last_image
                 else None
             )
+        except AuthenticationError as exc:
+            return await self._key_refused(job, exc, getattr(host, "provider", job.provider))
         except ProviderError as exc:
             log.warning("job %s: image upload failed: %s", job.id, exc)
             msg = "Could not hand the image to the provider; please try again."
@@ -203,29 +264,59 @@ class Submitter:
         except (ProviderConnectionError, ProviderServerError, UnexpectedResponse) as exc:
             log.error("job %s: submit outcome unknown: %s", job.id, exc)
             return await self.outcome_unknown(job)
-        except (AuthenticationError, InsufficientCredit) as exc:
+        except AuthenticationError as exc:
+            return await self._key_refused(job, exc, job.provider)
+        except InsufficientCredit as exc:
             log.error("job %s: provider account problem: %s", job.id, exc)
-            msg = (
-                "The bot's provider account needs attention from the operator (API key or balance)."
-            )
-            return await self.fail(job, messages.rejected_before_submit(msg))
+            return await self.fail(job, messages.rejected_before_submit(messages.no_credit()))
         except ProviderAPIError as exc:  # 4xx: the provider refused; no task exists
             msg = f"The provider refused the request: {exc}."
             return await self.fail(job, messages.rejected_before_submit(msg))
         # With a callback URL, polling is only the safety net: much slower (bot.schedule).
         delay = first_poll_delay(typical_s, job.provider, callback=hook is not None)
+        delay *= self.time_scale
         extra: dict[str, Any] = {"meta": {**job.meta, "callback": True}} if hook else {}
-        job = await self.jobs.transition(
-            job.id,
-            JobStatus.SUBMITTED,
-            expect={JobStatus.RESERVED},
-            reason=f"submitted as {task.task_id}",
-            provider_task_id=task.task_id,
-            next_check_at=self.clock() + delay * self.time_scale,
-            **extra,
-        )
+        try:
+            job = await self.jobs.transition(
+                job.id,
+                JobStatus.SUBMITTED,
+                expect={JobStatus.RESERVED},
+                reason=f"submitted as {task.task_id}",
+                provider_task_id=task.task_id,
+                next_check_at=self.clock() + delay,
+                **extra,
+            )
+        except InvalidTransition as exc:
+            return await self._late_task(exc.job, task.task_id, delay)
         await self.sinks.for_job(job).progress(job, Progress("submitted"))
         return job
+
+    async def _late_task(self, job: Job, task_id: str, delay: float) -> Job:
+        """The job moved on while the POST was in flight: keep the task id anyway."""
+        log.error(
+            "job %s: the provider created task %s after the job became %s; recording it",
+            job.id, task_id, job.status.value,
+        )  # fmt: skip
+        job = await self.jobs.record_late_task(
+            job.id,
+            task_id,
+            resumed=messages.late_task(task_id, resumed=True),
+            recorded=messages.late_task(task_id, resumed=False),
+            resume_at=self.clock() + delay,
+        )
+        if job.status is JobStatus.SUBMITTED:
+            await self.sinks.for_job(job).progress(job, Progress("submitted"))
+        return job
+
+    async def _key_refused(self, job: Job, exc: AuthenticationError, provider: str) -> Job:
+        """The provider refused our key: one sentence for everyone, and no more submits to
+        it from any process until the key changes."""
+        provider = exc.provider or provider
+        log.error("job %s: %s refused the API key: %s", job.id, provider, exc)
+        if self.keys is not None:
+            await self.keys.refused(provider, status_code=exc.status_code, detail=str(exc))
+        msg = key_refused_message(provider, exc.status_code)
+        return await self.fail(job, messages.rejected_before_submit(msg))
 
     async def _submit_later(self, job: Job, exc: ProviderError) -> Job:
         now = self.clock()

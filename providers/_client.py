@@ -190,7 +190,11 @@ class ProviderClient:
         not the "2xx other than 200" reply that leaves a submit's outcome unknown. The
         provider checks its own "wallet empty" signal before calling this.
         """
-        kw: dict[str, Any] = {"status_code": code, "body": body_text(response, self._redact)}
+        kw: dict[str, Any] = {
+            "status_code": code,
+            "body": body_text(response, self._redact),
+            "provider": self.name,
+        }
         if code in (401, 403):
             return AuthenticationError(text, **kw)
         if code in (400, 413, 422):

@@ -1,6 +1,8 @@
 """The model catalog: the five video models, what each accepts, and the JSON body each needs.
 
-Rules come from PROVIDERS.md Part 1. Validation is ours, stricter than the providers': a
+Rules come from the providers' model pages (WaveSpeed: https://wavespeed.ai/docs/docs-api/,
+one page per model; Novita: https://novita.ai/docs/api-reference/model-apis-wan-i2v).
+Validation is ours, stricter than the providers': a
 request the API would refuse, or would silently change (OpenVideo drops unknown LoRA keys),
 must be refused here, before money is reserved, with every problem listed at once.
 
@@ -424,18 +426,18 @@ def describe_options(spec: ModelSpec) -> list[str]:
         lines.append(f"seed: -1 (random) to {spec.seed_max}")
     if spec.presets:
         lines.append(f"preset: {', '.join(spec.presets)} (default {spec.presets[0]})")
-    for rule in spec.lora_rules:
+    for lora in spec.lora_rules:
         what = (
-            "these keys: " + ", ".join(rule.keys) if rule.keys else "http(s) URLs to LoRA weights"
+            "these keys: " + ", ".join(lora.keys) if lora.keys else "http(s) URLs to LoRA weights"
         )
         lines.append(
-            f"{rule.field}: at most {rule.max_count}, each PATH=SCALE with scale 0 to 4; "
+            f"{lora.field}: at most {lora.max_count}, each PATH=SCALE with scale 0 to 4; "
             f"paths are {what}"
         )
     if not spec.lora_rules:
         lines.append("LoRAs: none")
-    for rule in spec.numbers:
-        lines.append(f"{rule.field}: {rule.low:g} to {rule.high:g}")
+    for number in spec.numbers:
+        lines.append(f"{number.field}: {number.low:g} to {number.high:g}")
     extras = list(spec.texts) + list(spec.flags)
     if extras:
         lines.append("also: " + ", ".join(extras))

@@ -41,10 +41,13 @@ class ProviderError(Exception):
 class ProviderAPIError(ProviderError):
     """The provider answered, with an HTTP status or envelope code that means failure."""
 
-    def __init__(self, message: str, *, status_code: int | None = None, body: str = "") -> None:
+    def __init__(
+        self, message: str, *, status_code: int | None = None, body: str = "", provider: str = ""
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.body = body[:2000]
+        self.provider = provider  # "wavespeed" | "novita" when the client knows
 
 
 class AuthenticationError(ProviderAPIError):
@@ -71,8 +74,9 @@ class RateLimited(ProviderAPIError):
         status_code: int | None = 429,
         body: str = "",
         retry_after: float | None = None,
+        provider: str = "",
     ) -> None:
-        super().__init__(message, status_code=status_code, body=body)
+        super().__init__(message, status_code=status_code, body=body, provider=provider)
         self.retry_after = retry_after
 
 

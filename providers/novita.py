@@ -1,6 +1,7 @@
 """Async Novita client for the async task API (`wan-i2v`): submit, poll, output download.
 
-Protocol facts are in PROVIDERS.md §1.2. Same promises as the WaveSpeed client: one POST per
+The protocol is Novita's (https://novita.ai/docs/api-reference/model-apis-wan-i2v,
+model-apis-task-result, model-apis-webhook). Same promises as the WaveSpeed client: one POST per
 submit (never retried), reads retried with jittered backoff, a failed task returned (not
 raised), the key only ever in the Authorization header of requests to the API base URL.
 Novita webhooks are unsigned: `novita_webhook_task_id` reads only the task id from one, and
@@ -31,6 +32,7 @@ from providers.errors import (
     InsufficientCredit,
     UnexpectedResponse,
 )
+from providers.money import MICROS_PER_USD
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +166,20 @@ class NovitaClient(ProviderClient):
             )
         return task
 
+    async def balance_micros(self) -> int:
+        """The account's available balance in micro-dollars: the cheapest authenticated
+        call (a free read), used to check the key. Novita sends 1/10000 USD as a string
+        (https://novita.ai/docs/api-reference/basic-get-user-balance)."""
+        reply = await self._read("/openapi/v1/billing/balance/detail", what="balance")
+        value = reply.get("availableBalance")
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise UnexpectedResponse("novita balance reply has no availableBalance")
+        try:
+            units = int(str(value).strip())
+        except ValueError:
+            raise UnexpectedResponse(f"novita balance {value!r} is not a number") from None
+        return units * (MICROS_PER_USD // 10_000)
+
     def _raise_for_status(
         self, response: httpx.Response, *, what: str, outcome_unknown: bool = False
     ) -> dict[str, Any]:
@@ -184,6 +200,6 @@ class NovitaClient(ProviderClient):
         text = f"novita {what} failed (HTTP {status})" + (f": {said}" if said else "")
         if reason == "NOT_ENOUGH_BALANCE" or status == 402:
             raise InsufficientCredit(
-                text, status_code=status, body=body_text(response, self._redact)
+                text, status_code=status, body=body_text(response, self._redact), provider=PROVIDER
             )
         raise self._status_error(status, text, response, outcome_unknown=outcome_unknown)

@@ -1,7 +1,7 @@
 """Exact prices in integer micro-dollars (1 USD = 1_000_000), one table for every model.
 
-The published prices (PROVIDERS.md Part 1) are written below as *data* in the same JSON
-shape the operator uses in `PRICE_OVERRIDES`, and parsed by the same code, through
+The published prices (each row cites the provider's page) are written below as *data* in
+the same JSON shape the operator uses in `PRICE_OVERRIDES`, and parsed by the same code, through
 `Decimal`, so no float ever touches money. A model without a price is disabled, never free.
 
 PRICE_OVERRIDES (a JSON object; one entry per model id; an entry replaces that model's whole
@@ -34,40 +34,40 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict
 
 from providers.catalog import CATALOG, ModelSpec
+from providers.money import MAX_USD, MICROS_PER_USD, format_usd, usd_string
 from providers.params import AnimateParams
 
-MICROS_PER_USD: Final = 1_000_000
-_TRANSCRIBED: Final = "transcribed 2026-11-22 from PROVIDERS.md Part 1"
+_TRANSCRIBED: Final = "as published on 2026-11-22"
 OVERRIDE_HINT: Final = (
     "set PRICE_OVERRIDES to the price you are billed, e.g. "
     'PRICE_OVERRIDES=\'{"wan-2.1": {"480p": "<USD per clip>", "720p": "<USD per clip>"}}\''
 )
 
-# The published prices. Each row cites its source tag and URL (PROVIDERS.md "Source key").
+# The published prices. Each row cites the provider's public page it was read from.
 PUBLISHED_PRICES: Final[Mapping[str, Any]] = MappingProxyType(
     {
         "openvideo": {
             "per_second": {"480p": "0.02", "720p": "0.04", "1080p": "0.06"},
             "min_billed_s": 5,
             "max_billed_s": 20,
-            "source": "[D-ov] https://wavespeed.ai/docs/docs-api/wavespeed-ai/"
+            "source": "WaveSpeed, https://wavespeed.ai/docs/docs-api/wavespeed-ai/"
             f"open-video-image-to-video ({_TRANSCRIBED})",
         },
         "openvideo-lora": {
             "per_second": {"480p": "0.03", "720p": "0.05", "1080p": "0.07"},
             "min_billed_s": 5,
             "max_billed_s": 20,
-            "source": "[D-ovl] https://wavespeed.ai/docs/docs-api/wavespeed-ai/"
+            "source": "WaveSpeed, https://wavespeed.ai/docs/docs-api/wavespeed-ai/"
             f"open-video-image-to-video-lora ({_TRANSCRIBED})",
         },
         "sora-2": {
             "per_second": "0.10",
-            "source": "[D-sora] https://wavespeed.ai/docs/docs-api/openai/"
+            "source": "WaveSpeed, https://wavespeed.ai/docs/docs-api/openai/"
             f"openai-sora-2-image-to-video ({_TRANSCRIBED})",
         },
         "wan-2.2-fast": {
             "per_clip": {"5s": "0.10", "8s": "0.16"},
-            "source": "[SEED] WaveSpeed model page wavespeed-ai/wan-2.2/i2v-480p-lora-ultra-fast, "
+            "source": "WaveSpeed model page wavespeed-ai/wan-2.2/i2v-480p-lora-ultra-fast, "
             "https://wavespeed.ai/models/wavespeed-ai/wan-2.2/i2v-480p-lora-ultra-fast "
             f"({_TRANSCRIBED})",
         },
@@ -159,6 +159,7 @@ class PriceRow:
         return {
             "unit": self.unit,
             "amounts_micros": dict(self.amounts),
+            "amounts_usd": {key: usd_string(micros) for key, micros in self.amounts.items()},
             "min_billed_s": self.min_billed_s,
             "max_billed_s": self.max_billed_s,
             "source": self.source,
@@ -263,13 +264,6 @@ def availability(
     if not prices.is_priced(model.id):
         reasons.append(prices.unpriced_reason(model.id))
     return (not reasons, "; ".join(reasons))
-
-
-def format_usd(micros: int) -> str:
-    """400000 -> "$0.40", 1234 -> "$0.001234" (providers/ must not import bot/)."""
-    sign = "-" if micros < 0 else ""
-    whole, frac = divmod(abs(micros), MICROS_PER_USD)
-    return f"{sign}${whole}.{f'{frac:06d}'.rstrip('0').ljust(2, '0')}"
 
 
 # --- parsing the table data (published rows and overrides alike) ---
@@ -400,6 +394,9 @@ def _usd_to_micros(what: str, value: Any, problems: list[str]) -> int | None:
     if not usd.is_finite() or usd <= 0:
         problems.append(f"{what}: {value!r} must be more than $0 (a model is never free)")
         return None
+    if usd > MAX_USD:
+        problems.append(f"{what}: {value!r} is more than $1,000,000,000")
+        return None
     micros = usd * MICROS_PER_USD
     if micros != micros.to_integral_value():
         problems.append(f"{what}: {value!r} is finer than a micro-dollar ($0.000001)")
@@ -445,6 +442,5 @@ __all__ = [
     "PriceTable",
     "Quote",
     "availability",
-    "format_usd",
     "price_matrix",
 ]

@@ -1,6 +1,7 @@
 """Async WaveSpeed client: submit, poll, upload, balance, webhook secret, output download.
 
-Protocol facts are in PROVIDERS.md §1.1. What this client promises on top:
+The protocol is WaveSpeed's (https://wavespeed.ai/docs/submit-task, /docs/get-result,
+/docs/how-to-use-webhooks, /docs/docs-common-api/media-upload). What this client promises:
 - `submit` is one POST, never retried. Only HTTP 200 with `data.id` is a success; a lost
   connection, a timeout, a 5xx or an unreadable 2xx all say the task may exist.
 - Reads (`get`, `balance_micros`, `webhook_secret`, `download`) retry 429/5xx/lost
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
@@ -42,11 +43,11 @@ from providers.errors import (
     RateLimited,
     UnexpectedResponse,
 )
+from providers.money import usd_to_micros_floor
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "wavespeed"
-MICROS_PER_USD = 1_000_000
 SYNC_TIMEOUT_CODE = 5004  # sync mode gave up waiting; the task still runs (not an error)
 # Sync mode holds the POST open until the task ends or the server gives up (90-120 s).
 SYNC_MODE_TIMEOUT = httpx.Timeout(150.0, connect=10.0)
@@ -201,7 +202,7 @@ class WaveSpeedClient(ProviderClient):
             raise UnexpectedResponse(f"wavespeed balance {value!r} is not a number") from None
         if not usd.is_finite():
             raise UnexpectedResponse(f"wavespeed balance {value!r} is not a number")
-        return int((usd * MICROS_PER_USD).to_integral_value(rounding=ROUND_FLOOR))
+        return usd_to_micros_floor(usd)
 
     async def webhook_secret(self) -> str:
         """The account's `whsec_...` signing secret (read from `data.secret`, else `secret`)."""
@@ -313,7 +314,7 @@ class WaveSpeedClient(ProviderClient):
         text = f"wavespeed {what} failed ({where}){said}"
         if code == 402 or _says_no_credit(message):
             return InsufficientCredit(
-                text, status_code=code, body=body_text(response, self._redact)
+                text, status_code=code, body=body_text(response, self._redact), provider=PROVIDER
             )
         return self._status_error(
             code, text, response, outcome_unknown=outcome_unknown, envelope=envelope

@@ -1,5 +1,6 @@
 """Storage: the spend ledger and the durable job store, on SQLite or PostgreSQL."""
 
+from providers.money import format_usd
 from storage.database import Database, open_database
 from storage.errors import (
     DuplicateJob,
@@ -8,12 +9,14 @@ from storage.errors import (
     InvalidTransition,
     JobError,
     LedgerError,
+    NothingToResolve,
     QuotaExceeded,
     StorageError,
     UnknownJob,
     UnknownReservation,
 )
 from storage.jobs import JobStore
+from storage.keys import KeyStore
 from storage.ledger import Ledger
 from storage.migrate import migrate
 from storage.models import (
@@ -23,6 +26,7 @@ from storage.models import (
     Job,
     JobEvent,
     JobStatus,
+    KeyRefusal,
     LedgerEntry,
     LimitDefaults,
     Limits,
@@ -33,7 +37,7 @@ from storage.models import (
     Scopes,
     StoredImage,
 )
-from storage.periods import format_usd
+from storage.retention import Purged
 from storage.servers import ServerStore
 
 __all__ = [
@@ -50,12 +54,16 @@ __all__ = [
     "JobEvent",
     "JobStatus",
     "JobStore",
+    "KeyRefusal",
+    "KeyStore",
     "Ledger",
     "LedgerEntry",
     "LedgerError",
     "LimitDefaults",
     "Limits",
     "NewJob",
+    "NothingToResolve",
+    "Purged",
     "QuotaExceeded",
     "Refusal",
     "Reservation",

@@ -43,9 +43,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 
-import asyncpg
+if TYPE_CHECKING:  # imported when a PostgreSQL database is opened: SQLite never pays for it
+    import asyncpg
 
 try:
     import fcntl
@@ -67,6 +68,11 @@ _BATCH_MAX = 256
 
 class StorageAbort(Exception):
     """A shared write transaction was interrupted; this caller's write did not happen."""
+
+
+def first_value(row: Row) -> Any:
+    """A row's first column: both drivers' rows are also sequences."""
+    return cast(Sequence[Any], row)[0]
 
 
 @lru_cache(maxsize=512)
@@ -116,7 +122,7 @@ def run_sync(awaitable: Awaitable[T]) -> T:
     try:
         it.send(None)
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value
     close = getattr(it, "close", None)
     if close is not None:
         close()
@@ -144,7 +150,7 @@ class _SqliteTx:
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         row = await self.fetchrow(sql, *args)
-        return None if row is None else row[0]
+        return None if row is None else first_value(row)
 
     async def execute(self, sql: str, *args: Any) -> None:
         self._conn.execute(to_sqlite(sql), args).fetchall()
@@ -368,7 +374,7 @@ class SqliteBackend:
         self._pending.append((fn, fut))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
-        return await asyncio.shield(fut)  # type: ignore[no-any-return]
+        return await asyncio.shield(fut)
 
     async def _drain(self) -> None:
         # Batches run one at a time; callers arriving meanwhile form the next batch.
@@ -431,20 +437,13 @@ class _PgTx:
         return list(await self._conn.fetch(sql, *args))
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        return await self._conn.fetchrow(sql, *args)  # type: ignore[no-any-return]
+        return await self._conn.fetchrow(sql, *args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         return await self._conn.fetchval(sql, *args)
 
     async def execute(self, sql: str, *args: Any) -> None:
         await self._conn.execute(sql, *args)
-
-
-_RETRYABLE_PG = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
-
-
-# `reset=` arrived in asyncpg 0.30; older versions keep their default reset query
-_POOL_HAS_RESET = "reset" in inspect.signature(asyncpg.create_pool).parameters
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -462,12 +461,18 @@ class PostgresBackend:
     skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, pool: asyncpg.Pool) -> None:
+        import asyncpg
+
         self._pool = pool
+        self._retryable = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
 
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresBackend:
+        import asyncpg
+
         extra: dict[str, Any] = {}
-        if _POOL_HAS_RESET:
+        # `reset=` arrived in asyncpg 0.30; older versions keep their default reset query
+        if "reset" in inspect.signature(asyncpg.create_pool).parameters:
             extra["reset"] = _keep_session
         pool = await asyncpg.create_pool(
             url, min_size=min_size, max_size=max_size, command_timeout=60, **extra
@@ -479,7 +484,7 @@ class PostgresBackend:
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
                     return await fn(_PgTx(conn))
-            except _RETRYABLE_PG as exc:
+            except self._retryable as exc:
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
                 log.debug("postgres %s; retrying the transaction", type(exc).__name__)
@@ -495,7 +500,7 @@ class PostgresBackend:
             try:
                 async with self._pool.acquire() as conn:
                     return await _PgTx(conn).fetch(sql, *args)
-            except _RETRYABLE_PG as exc:
+            except self._retryable as exc:
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
                 log.debug("postgres %s; retrying the statement", type(exc).__name__)

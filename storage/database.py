@@ -10,15 +10,17 @@ from typing import Literal
 from storage.app_secrets import AppSecrets
 from storage.backend import Backend, open_backend
 from storage.jobs import JobStore
+from storage.keys import KeyStore
 from storage.ledger import Ledger
 from storage.migrate import migrate as run_migrations
 from storage.models import LimitDefaults
+from storage.retention import Purged, purge_refused_holds
 from storage.servers import ServerStore
 
 
 class Database:
-    """The ledger, the job store and the chat servers' settings over one backend. Close it
-    (or use `async with`)."""
+    """The ledger, the job store, the chat servers' settings and refused provider keys over
+    one backend. Close it (or use `async with`)."""
 
     def __init__(
         self, backend: Backend, defaults: LimitDefaults, clock: Callable[[], float]
@@ -29,11 +31,19 @@ class Database:
         self.jobs = JobStore(backend, self.ledger, clock)
         self.servers = ServerStore(backend, clock)
         self.secrets = AppSecrets(backend, clock)
+        self.keys = KeyStore(backend, clock)
 
     @property
     def raw(self) -> Backend:
         """The backend itself, for migrations and diagnostics."""
         return self._backend
+
+    async def purge(self, *, refusals_before: float, inputs_before: float) -> Purged:
+        """Delete what retention lets go (see `storage.retention`); the ledger stays whole."""
+        return Purged(
+            refused_holds=await purge_refused_holds(self._backend, older_than=refusals_before),
+            input_images=await self.jobs.purge_inputs(older_than=inputs_before),
+        )
 
     async def migrate(self) -> list[int]:
         return await run_migrations(self._backend)

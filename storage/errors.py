@@ -9,7 +9,8 @@ StorageError
  └── JobError
       ├── DuplicateJob                 a job id that already exists for another event
       ├── UnknownJob                   no job with that id
-      └── InvalidTransition(job, current)   compare-and-set on the status failed
+      ├── InvalidTransition(job, current)   compare-and-set on the status failed
+      └── NothingToResolve(job, hold)  an operator resolution found no unknown outcome held
 """
 
 from __future__ import annotations
@@ -69,3 +70,23 @@ class InvalidTransition(JobError):
         self.job = job
         self.current = current
         self.to = to
+
+
+class NothingToResolve(JobError):
+    """`resolve_hold` found no unknown outcome to end: the job is not expired, or its hold was
+    already settled or voided (by another operator, a moment earlier). Nothing changed."""
+
+    def __init__(self, job: Job, hold_status: str | None) -> None:
+        if job.status.value == "expired" and hold_status in ("settled", "voided"):
+            text = (
+                f"job {job.id} was already resolved: its hold is {hold_status}; nothing was "
+                "changed"
+            )
+        else:
+            text = (
+                f"job {job.id} has no unresolved hold (status {job.status.value}); only an "
+                "expired job whose hold is still held can be resolved"
+            )
+        super().__init__(text)
+        self.job = job
+        self.hold_status = hold_status

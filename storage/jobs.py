@@ -15,7 +15,13 @@ from dataclasses import asdict
 from typing import Any, Literal
 
 from storage.backend import Backend, Tx, in_list, placeholders
-from storage.errors import DuplicateJob, InvalidTransition, QuotaExceeded, UnknownJob
+from storage.errors import (
+    DuplicateJob,
+    InvalidTransition,
+    NothingToResolve,
+    QuotaExceeded,
+    UnknownJob,
+)
 from storage.ledger import Ledger
 from storage.models import (
     ACTIVE,
@@ -196,7 +202,7 @@ class JobStore:
         )
         return None if row is None else Job.from_row(row)
 
-    async def list(
+    async def list_jobs(
         self,
         *,
         status: JobStatus | Collection[JobStatus] | None = None,
@@ -204,7 +210,11 @@ class JobStore:
         limit: int = 100,
     ) -> list[Job]:
         """Newest first."""
-        where, args = [], []
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            # SQLite reads a negative LIMIT as "no limit", PostgreSQL refuses it: refuse here
+            raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
+        where: list[str] = []
+        args: list[Any] = []
         if status is not None:
             wanted = (
                 [JobStatus(status).value]
@@ -303,6 +313,88 @@ class JobStore:
                 )
             elif ledger == "void":
                 await self._ledger.void_in(tx, job.ledger_key, f"job {job_id}: {reason}", now)
+            return Job.from_row(row)
+
+        return await self._db.write(run)
+
+    async def resolve_hold(
+        self, job_id: str, outcome: Literal["settle", "void"], *, note: str
+    ) -> Job:
+        """An operator's verdict on an unknown outcome, once: the expired job's hold is
+        settled or voided in ONE transaction that re-reads (and, on PostgreSQL, locks) the job
+        and its hold first, so of two overlapping resolutions one wins and the other gets
+        `NothingToResolve`."""
+        if outcome not in ("settle", "void"):
+            raise ValueError(f"outcome must be 'settle' or 'void', got {outcome!r}")
+        now = self._clock()
+
+        async def run(tx: Tx) -> Job:
+            current = await tx.fetchrow(
+                f"SELECT * FROM jobs WHERE id = $1{self._db.for_update}",  # noqa: S608
+                job_id,
+            )
+            if current is None:
+                raise UnknownJob(f"no job with id {job_id!r}")
+            job = Job.from_row(current)
+            hold = await tx.fetchval(
+                f"SELECT status FROM holds WHERE key = $1{self._db.for_update}",  # noqa: S608
+                job.ledger_key,
+            )
+            if job.status is not JobStatus.EXPIRED or hold != "held":
+                raise NothingToResolve(job, hold)
+            meta = {**job.meta, "resolved": {"outcome": outcome, "at": now, "note": note}}
+            row = await tx.fetchrow(
+                "UPDATE jobs SET status_reason = $2, meta = $3, updated_at = $4"
+                " WHERE id = $1 RETURNING *",
+                job_id, note, _db_value("meta", meta), now,
+            )  # fmt: skip
+            assert row is not None
+            status = JobStatus.EXPIRED.value
+            await tx.execute(_EVENT, job_id, now, status, status, note)
+            if outcome == "settle":
+                await self._ledger.settle_in(tx, job.ledger_key, None, f"job {job_id}: {note}", now)
+            else:
+                await self._ledger.void_in(tx, job.ledger_key, f"job {job_id}: {note}", now)
+            return Job.from_row(row)
+
+        return await self._db.write(run)
+
+    async def record_late_task(
+        self, job_id: str, task_id: str, *, resumed: str, recorded: str, resume_at: float
+    ) -> Job:
+        """A submit answered with a task id after the job had moved on without it (its lease
+        lapsed and it was expired as an unknown outcome). The id is recorded whatever the
+        job's state, so the operator can check it at the provider; and if the hold is still
+        held and no one resolved it, the job is followed again (expired -> submitted). The
+        history gets `resumed` or `recorded` as its note."""
+        now = self._clock()
+
+        async def run(tx: Tx) -> Job:
+            current = await tx.fetchrow(
+                f"SELECT * FROM jobs WHERE id = $1{self._db.for_update}",  # noqa: S608
+                job_id,
+            )
+            if current is None:
+                raise UnknownJob(f"no job with id {job_id!r}")
+            job = Job.from_row(current)
+            if job.provider_task_id not in (None, task_id):
+                raise InvalidTransition(job, job.status)  # another task: never overwrite it
+            hold = await tx.fetchval("SELECT status FROM holds WHERE key = $1", job.ledger_key)
+            resume = (
+                job.status is JobStatus.EXPIRED
+                and hold == "held"
+                and "resolved" not in job.meta
+            )
+            to = JobStatus.SUBMITTED if resume else job.status
+            note = resumed if resume else recorded
+            row = await tx.fetchrow(
+                "UPDATE jobs SET provider_task_id = $2, status = $3, status_reason = $4,"
+                " next_check_at = $5, updated_at = $6 WHERE id = $1 RETURNING *",
+                job_id, task_id, to.value, note if resume else job.status_reason,
+                float(resume_at) if resume else job.next_check_at, now,
+            )  # fmt: skip
+            assert row is not None
+            await tx.execute(_EVENT, job_id, now, job.status.value, to.value, note)
             return Job.from_row(row)
 
         return await self._db.write(run)

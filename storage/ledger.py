@@ -42,7 +42,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Literal, TextIO
 
-from storage.backend import Backend, Row, Tx
+from providers.money import MAX_MICROS, format_usd, usd_string
+from storage.backend import Backend, Row, Tx, first_value
 from storage.errors import (
     IdempotencyConflict,
     InvalidLedgerTransition,
@@ -67,7 +68,6 @@ from storage.periods import (
     HOUR_S,
     day_label,
     day_start,
-    format_usd,
     month_start,
     next_day,
     next_month,
@@ -436,8 +436,8 @@ class Ledger:
                 break
 
         if refusal is not None:
-            for kind, sid, period, start, row_stripe in bumped:
-                await _release_row(tx, kind, sid, period, start, row_stripe, amount)
+            for counter in bumped:
+                await _release_row(tx, *counter, amount)
             await tx.execute(
                 "UPDATE holds SET status = 'refused', refusal = $2, updated_at = $3"
                 " WHERE key = $1",
@@ -594,6 +594,8 @@ class Ledger:
                 )
             if value is not None and value != "default":
                 _check_amount(value, field_name)
+                if value > MAX_MICROS:  # the same refusal on both backends, not an overflow
+                    raise ValueError(f"{field_name} must be at most {MAX_MICROS}, got {value}")
             planned.append((_CAP_OF_FIELD[field_name], value))
         now = self._clock()
 
@@ -631,10 +633,11 @@ class Ledger:
             for kind, sid in scopes.chain():
                 lim = limits[kind]
                 col = _SCOPE_COL[kind]
-                for cap, start, end, limit in (
+                periods: tuple[tuple[CapName, int, int, int | None], ...] = (
                     ("daily", day, next_day(day), lim.daily_micros),
                     ("monthly", month, next_month(month), lim.monthly_micros),
-                ):
+                )
+                for cap, start, end, limit in periods:
                     row = await tx.fetchrow(
                         "SELECT COALESCE(SUM(CASE WHEN status = 'settled' THEN settled_micros"  # noqa: S608
                         " ELSE 0 END), 0) AS spent, COALESCE(SUM(CASE WHEN status = 'held'"
@@ -747,7 +750,7 @@ class Ledger:
                 [
                     e.id, f"{e.at:.6f}",
                     datetime.fromtimestamp(e.at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                    e.key, e.kind, e.amount_micros, format_usd(e.amount_micros)[1:],
+                    e.key, e.kind, e.amount_micros, usd_string(e.amount_micros),
                     e.user_id, e.server_id or "", e.model, e.note,
                 ]
             )  # fmt: skip
@@ -780,10 +783,10 @@ class Ledger:
                         k = (kind, sid, period, int(start), stripe)
                         expected[k] = expected.get(k, 0) + int(r["used"])
             problems = []
-            for k in sorted(set(counters) | set(expected)):
-                if counters.get(k, 0) != expected.get(k, 0):
+            for key in sorted(set(counters) | set(expected)):
+                if counters.get(key, 0) != expected.get(key, 0):
                     problems.append(
-                        f"{k}: counter {counters.get(k, 0)} != holds {expected.get(k, 0)}"
+                        f"{key}: counter {counters.get(key, 0)} != holds {expected.get(key, 0)}"
                     )
             return problems
 
@@ -854,7 +857,7 @@ async def _bump_scope(
     if hourly is not None:
         args.extend([now - HOUR_S, min(hourly, _MAX_BIGINT - 1) + 1])
     rows = await tx.fetch(_bump_sql(kind, conc is not None, hourly is not None), *args)
-    done = {r[0] for r in rows}
+    done = {first_value(r) for r in rows}
     for period, start in (("day", day), ("month", month)):
         if period in done:
             bumped.append((kind, sid, period, start, stripe))
@@ -912,7 +915,7 @@ async def _lock_global_stripes(tx: Tx, period: str, start: int, for_update: str)
         rows = await tx.fetch(sql, period, start)
         if len(rows) != GLOBAL_STRIPES:
             raise StorageError(f"global {period} stripes of {start} are incomplete: {len(rows)}")
-    return sum(int(r[0]) for r in rows)
+    return sum(int(first_value(r)) for r in rows)
 
 
 def _money_refusal(

@@ -7,11 +7,19 @@ over a handful of SQL files inside one transaction, so we keep one driver per ba
 The few dialect differences are tokens in the SQL files (`{{id_pk}}`, `{{blob}}`). Several processes
 starting at once migrate exactly once: PostgreSQL takes a transaction-scoped advisory lock,
 SQLite runs the whole migration under BEGIN IMMEDIATE (one writer per file).
+
+A file is never split on a bare `;`, which breaks on one inside a string, a comment or a
+function body. PostgreSQL runs each file as ONE script (asyncpg sends a statement without
+parameters as a simple query, which may hold many statements). sqlite3 runs one statement
+per call, and `executescript` would commit the surrounding transaction, so SQLite's own
+tokenizer decides where each statement ends (`sqlite3.complete_statement`: strings, quoted
+names, comments, trigger bodies).
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -42,25 +50,31 @@ class Migration:
         text = self.sql
         for token, value in _TOKENS[dialect].items():
             text = text.replace("{{" + token + "}}", value)
-        lines = [ln for ln in text.splitlines() if not ln.strip().startswith("--")]
-        return _split_statements("\n".join(lines))
+        if dialect == "postgres":
+            return [text] if not only_comments(text) else []
+        return split_sqlite(text, where=f"migration {self.version:04d}_{self.name}")
 
 
-def _split_statements(text: str) -> list[str]:
-    """Split on `;`, except inside `$$ ... $$` (a function body)."""
+_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+def only_comments(text: str) -> bool:
+    """True when `text` holds nothing but whitespace and comments (no string to mislead it:
+    the caller only asks about what is left after the last statement)."""
+    return not _COMMENTS.sub("", text).strip()
+
+
+def split_sqlite(text: str, *, where: str = "SQL") -> list[str]:
+    """SQLite statements of `text`, each ending where SQLite's tokenizer says it ends."""
     out: list[str] = []
-    current: list[str] = []
-    for i, part in enumerate(text.split("$$")):
-        if i % 2:  # inside $$ ... $$
-            current.append(f"$${part}$$")
-            continue
-        pieces = part.split(";")
-        current.append(pieces[0])
-        for piece in pieces[1:]:
-            out.append("".join(current))
-            current = [piece]
-    out.append("".join(current))
-    return [s.strip() for s in out if s.strip()]
+    start = 0
+    for end, char in enumerate(text):
+        if char == ";" and sqlite3.complete_statement(text[start : end + 1]):
+            out.append(text[start : end + 1].strip())
+            start = end + 1
+    if not only_comments(text[start:]):
+        raise ValueError(f"{where} ends with a statement that has no closing ';'")
+    return out
 
 
 def load_migrations() -> list[Migration]:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from storage.periods import format_usd, format_when
+from providers.money import format_usd
+from storage.periods import format_when
 
 ScopeKind = Literal["user", "server", "global"]
 CapName = Literal["daily", "monthly", "concurrent_jobs", "jobs_per_hour"]
@@ -336,3 +337,14 @@ class SavedLora:
 class CreateResult:
     job: Job
     created: bool
+
+
+@dataclass(frozen=True)
+class KeyRefusal:
+    """A provider refused one of our API keys (by fingerprint) with this status, at this time."""
+
+    provider: str
+    key_id: str
+    status_code: int | None
+    detail: str
+    refused_at: float

@@ -1,4 +1,4 @@
-"""UTC calendar periods and the few formatting helpers refusals need.
+"""UTC calendar periods, and how refusals write a moment.
 
 Kept free of `bot` imports: storage must be usable (and testable) on its own.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-MICROS_PER_USD = 1_000_000
 HOUR_S = 3600.0
 
 
@@ -35,14 +34,6 @@ def next_month(start: int) -> int:
 def day_label(at: float) -> str:
     """'YYYY-MM-DD' (UTC) of the day containing `at`."""
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
-
-
-def format_usd(micros: int) -> str:
-    """Exact dollars for people: 400000 -> '$0.40', 1234 -> '$0.001234'."""
-    sign = "-" if micros < 0 else ""
-    whole, frac = divmod(abs(micros), MICROS_PER_USD)
-    frac_s = f"{frac:06d}".rstrip("0").ljust(2, "0")
-    return f"{sign}${whole}.{frac_s}"
 
 
 def format_when(at: float, *, time_only: bool = False) -> str:

@@ -49,9 +49,9 @@ def _sky(img: Image.Image, rng: random.Random) -> None:
     for y in range(HORIZON):
         draw.line([(0, y), (WIDTH, y)], fill=_sky_color(y))
     for _ in range(70):  # a few early stars, only where the sky is dark
-        x, y = rng.uniform(0, WIDTH), rng.uniform(0, HORIZON * 0.35)
+        star = (rng.uniform(0, WIDTH), rng.uniform(0, HORIZON * 0.35))
         level = rng.randint(150, 255)
-        draw.point((x, y), fill=(level, level, min(255, level + 20)))
+        draw.point(star, fill=(level, level, min(255, level + 20)))
 
 
 def _glow(img: Image.Image) -> None:

@@ -20,9 +20,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Literal
 
 from bot.chat.actions import Actor
-from bot.config import micros_to_usd
 from bot.errors import NotAllowed, RequestRefused
 from bot.service import AnimateService
+from providers.money import format_usd, usd_string
 from providers.params import LORA_SCALE_MAX, LORA_SCALE_MIN, is_http_url
 from storage import Limits, SavedLora
 from storage.models import LIMIT_FIELDS
@@ -129,7 +129,7 @@ def describe_limits(limits: Limits | Mapping[str, CapValue]) -> str:
         if value is None or value == "default":
             shown = "no cap"
         elif name.endswith("_micros"):
-            shown = micros_to_usd(int(value))
+            shown = format_usd(int(value))
         else:
             shown = str(value)
         parts.append(f"{_LABELS[name]} {shown}")
@@ -252,7 +252,7 @@ class AdminOps:
             writer.writerow(
                 [
                     datetime.fromtimestamp(day, UTC).strftime("%Y-%m-%d"),
-                    user, model, clips, micros, micros_to_usd(micros).lstrip("$"),
+                    user, model, clips, micros, usd_string(micros),
                 ]
             )  # fmt: skip
         server = actor.server_id.split(":", 1)[-1]

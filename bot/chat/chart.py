@@ -6,7 +6,7 @@ import io
 
 from PIL import Image, ImageDraw
 
-from bot.config import micros_to_usd
+from providers.money import format_usd
 
 WIDTH, HEIGHT = 600, 220
 MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 56, 12, 28, 30
@@ -25,7 +25,7 @@ def spend_chart(days: list[tuple[str, int]], *, title: str = "Spend, last 30 day
     plot_h = HEIGHT - MARGIN_T - MARGIN_B
     base_y = MARGIN_T + plot_h
     draw.line((MARGIN_L, base_y, WIDTH - MARGIN_R, base_y), fill=AXIS)
-    draw.text((4, MARGIN_T - 6), micros_to_usd(top), fill=TEXT)
+    draw.text((4, MARGIN_T - 6), format_usd(top), fill=TEXT)
     draw.text((4, base_y - 6), "$0", fill=TEXT)
     n = max(1, len(days))
     slot = plot_w / n

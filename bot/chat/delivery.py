@@ -29,8 +29,8 @@ from bot.chat.fit import fit_clip
 from bot.chat.markup import Markup
 from bot.chat.status import StatusView, render_status
 from bot.chat.texts import model_name, option_words
-from bot.config import micros_to_usd
 from bot.sinks import Clip, Progress
+from providers.money import format_usd
 from storage import Job, JobStatus, JobStore, Ledger
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ class ChatSink:
         private = (
             "The provider flagged your clip as not safe for work, so it was not posted in a "
             f"channel that is not age-restricted. It was made and charged "
-            f"{micros_to_usd(job.cost_micros)}."
+            f"{format_usd(job.cost_micros)}."
         )
         if link:
             private += f" Your private link: {link}"
@@ -204,7 +204,7 @@ class ChatSink:
         words = " · ".join([model_name(job.model), *option_words(job.model, job.params)])
         return (
             f"{self.m.mention(job.user_id)} your clip is ready · {words} · "
-            f"{micros_to_usd(job.cost_micros)} charged"
+            f"{format_usd(job.cost_micros)} charged"
         )
 
 

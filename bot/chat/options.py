@@ -88,12 +88,12 @@ def price_lines(service: AnimateService, spec: ModelSpec) -> list[str]:
     by_res: dict[str | None, list[tuple[int, int]]] = {}
     for res, duration, micros in price_matrix(spec, service.prices):
         by_res.setdefault(res, []).append((duration, micros))
-    from bot.config import micros_to_usd
+    from providers.money import format_usd
 
     lines = []
     for res, rows in by_res.items():
         shown = rows if len(rows) <= 3 else [rows[0], rows[len(rows) // 2], rows[-1]]
-        prices = ", ".join(f"{d} s {micros_to_usd(c)}" for d, c in shown)
+        prices = ", ".join(f"{d} s {format_usd(c)}" for d, c in shown)
         lines.append(f"{res}: {prices}" if res else prices)
     return lines
 

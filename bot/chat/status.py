@@ -14,8 +14,8 @@ from typing import Literal
 from bot.chat.actions import Action, Button, buttons_for
 from bot.chat.markup import Markup
 from bot.chat.texts import PROVIDER_NAMES, model_name
-from bot.config import micros_to_usd
 from bot.sinks import Progress
+from providers.money import format_usd
 from storage import ACTIVE, Job, JobStatus, Reservation
 
 Tone = Literal["working", "done", "failed", "cancelled"]
@@ -48,12 +48,12 @@ def cost_words(job: Job, reservation: Reservation | None) -> str:
     if reservation is None:
         return "not charged"
     if reservation.status == "held":
-        money = micros_to_usd(reservation.amount_micros)
+        money = format_usd(reservation.amount_micros)
         if job.status in ACTIVE:
             return f"{money} held"
         return f"{money} held until an operator checks it with the provider"
     if reservation.status == "settled":
-        return f"{micros_to_usd(reservation.settled_micros)} charged"
+        return f"{format_usd(reservation.settled_micros)} charged"
     return "not charged"
 
 
@@ -74,7 +74,7 @@ def render_status(
     provider = PROVIDER_NAMES.get(job.provider, job.provider)
     details: list[str] = []
     if delivered or job.status is JobStatus.DELIVERED:
-        headline = f"✅ {title} delivered · {micros_to_usd(job.cost_micros)} charged"
+        headline = f"✅ {title} delivered · {format_usd(job.cost_micros)} charged"
         tone: Tone = "done"
         if note:
             details.append(note)
@@ -84,16 +84,16 @@ def render_status(
             headline = f"🛑 {title}: cancel requested"
             details.append(
                 "The provider has already started, so it will still charge "
-                f"{micros_to_usd(job.cost_micros)}; the clip will be discarded."
+                f"{format_usd(job.cost_micros)}; the clip will be discarded."
                 if job.provider_task_id
                 else "It will be cancelled before it reaches the provider; not charged."
             )
         elif job.status is JobStatus.RESERVED:
-            headline = f"⏳ {title} queued · {micros_to_usd(job.cost_micros)} held"
+            headline = f"⏳ {title} queued · {format_usd(job.cost_micros)} held"
         elif job.status is JobStatus.SUBMITTED and (
             progress is None or progress.stage != "processing"
         ):
-            headline = f"⏳ {title} sent to {provider} · {micros_to_usd(job.cost_micros)} held"
+            headline = f"⏳ {title} sent to {provider} · {format_usd(job.cost_micros)} held"
         elif job.status is JobStatus.COMPLETED:
             headline = f"📦 {title} finished · posting the clip"
         else:

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.chat.markup import Markup
-from bot.config import micros_to_usd
 from providers.catalog import CATALOG
+from providers.money import format_usd
 from storage import Job, Reservation
 
 PROVIDER_NAMES = {"wavespeed": "WaveSpeed", "novita": "Novita"}
@@ -58,7 +58,7 @@ def request_summary(job: Job, m: Markup) -> str:
     words = " · ".join([m.bold(model_name(job.model)), *option_words(job.model, job.params)])
     return (
         f"{words}\n{m.quote(job.prompt)}\n"
-        f"{m.mention(job.user_id)} · {m.bold(micros_to_usd(job.cost_micros))} held · "
+        f"{m.mention(job.user_id)} · {m.bold(format_usd(job.cost_micros))} held · "
         f"job {m.code(job.id)}"
     )
 
@@ -66,7 +66,7 @@ def request_summary(job: Job, m: Markup) -> str:
 def quote_line(model_id: str, params: Mapping[str, Any], cost_micros: int, m: Markup) -> str:
     """A price before anything is held: '**Sora 2** · 8 s — $0.80'."""
     words = " · ".join([m.bold(model_name(model_id)), *option_words(model_id, params)])
-    return f"{words} — {m.bold(micros_to_usd(cost_micros))}"
+    return f"{words} — {m.bold(format_usd(cost_micros))}"
 
 
 def job_line(
@@ -86,7 +86,7 @@ def job_line(
 def confirm_again(cost_micros: int, *, reroll: bool, m: Markup) -> str:
     what = "A re-roll (same options, a new seed)" if reroll else "A retry (same options)"
     return (
-        f"{what} is a new clip and costs {m.bold(micros_to_usd(cost_micros))}, held now and "
+        f"{what} is a new clip and costs {m.bold(format_usd(cost_micros))}, held now and "
         "charged when it is made. Press Confirm to start it."
     )
 
@@ -94,7 +94,7 @@ def confirm_again(cost_micros: int, *, reroll: bool, m: Markup) -> str:
 def started_again(job: Job, *, reroll: bool, m: Markup) -> str:
     what = "Re-roll" if reroll else "Retry"
     return (
-        f"{what} started as job {m.code(job.id)}: {micros_to_usd(job.cost_micros)} held. "
+        f"{what} started as job {m.code(job.id)}: {format_usd(job.cost_micros)} held. "
         "Its status and clip will appear in the thread."
     )
 
@@ -105,7 +105,7 @@ def cancel_recorded(job: Job) -> str:
         return "Cancelled before it reached the provider: you will not be charged."
     return (
         "Cancel requested. The provider has already started, so it will still charge "
-        f"{micros_to_usd(job.cost_micros)}; the clip will be discarded."
+        f"{format_usd(job.cost_micros)}; the clip will be discarded."
     )
 
 

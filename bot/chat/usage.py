@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from bot.chat.actions import Actor
 from bot.chat.markup import Markup
 from bot.chat.texts import job_line
-from bot.config import micros_to_usd
 from bot.service import AnimateService
+from providers.money import format_usd
 from storage import CapUsage, Job, Scopes
 
 _WHOSE = {"user": "You", "server": "This server", "global": "The bot"}
@@ -47,14 +47,14 @@ def cap_line(u: CapUsage, m: Markup) -> str:
         if u.cap == "jobs_per_hour" and u.used >= u.limit and u.resets_at is not None:
             line += f"; a slot frees at {_when(u.resets_at)}"
         return line
-    spent, held = micros_to_usd(u.spent), micros_to_usd(u.held)
+    spent, held = format_usd(u.spent), format_usd(u.held)
     if u.limit is None:
         return f"{who} {_CAP[u.cap]}: {spent} spent, {held} held (no limit)"
-    left = micros_to_usd(u.remaining or 0)
+    left = format_usd(u.remaining or 0)
     reset = f"; resets {_when(u.resets_at)}" if u.resets_at is not None else ""
     return (
         f"{who} {_CAP[u.cap]}: {spent} spent, {held} held, {m.bold(left)} left of "
-        f"{micros_to_usd(u.limit)}{reset}"
+        f"{format_usd(u.limit)}{reset}"
     )
 
 
@@ -89,7 +89,7 @@ async def recent_jobs(
     service: AnimateService, actor: Actor, m: Markup, *, limit: int = 10
 ) -> list[str]:
     """The person's recent jobs, newest first, each with its state, cost and clip link."""
-    jobs: list[Job] = await service.jobs.list(user_id=actor.qualified, limit=limit)
+    jobs: list[Job] = await service.jobs.list_jobs(user_id=actor.qualified, limit=limit)
     ledger = service.ledger
     lines = []
     for job in jobs:

@@ -8,14 +8,16 @@ counts) is checked exactly as `/animate` would check it.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Final
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
-
-from bot.cli._output import CliError, add_json_flag, print_json
-from bot.config import Settings, micros_to_usd
+from bot.cli._output import CliError, add_json_flag, cli_settings, print_json
+from bot.config import Settings
+from bot.keys import key_refused_message
 from providers.catalog import CATALOG, ModelSpec, describe_options, get_model
+from providers.money import format_usd, usd_string
 from providers.params import InvalidParameters, parse_lora_arg
 from providers.pricing import (
     ModelUnavailable,
@@ -24,6 +26,9 @@ from providers.pricing import (
     availability,
     price_matrix,
 )
+
+if TYPE_CHECKING:
+    from storage import KeyRefusal
 
 QUOTE_PROMPT: Final = "price quote"  # stands in for the prompt, which no price depends on
 
@@ -80,11 +85,15 @@ def load_prices(settings: Settings) -> PriceTable:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = cli_settings()
     prices = load_prices(settings)
     keys = _keys(settings)
+    refused = key_refusals(settings)
     for spec in CATALOG.values():
         enabled, reason = availability(spec, prices, **keys)
+        refusal = next((refused[p] for p in _key_providers(spec, settings) if p in refused), None)
+        if enabled and refusal is not None:
+            enabled, reason = False, key_refused_message(refusal.provider, refusal.status_code)
         if args.json:
             print_json(_model_json(spec, prices, enabled, reason))
         else:
@@ -95,7 +104,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_quote(args: argparse.Namespace) -> int:
     if not args.model:
         raise CliError(f"choose a model with --model: {', '.join(CATALOG)}", 2)
-    settings = _settings()
+    settings = cli_settings()
     prices = load_prices(settings)
     try:
         spec = get_model(args.model)
@@ -103,13 +112,12 @@ def cmd_quote(args: argparse.Namespace) -> int:
         quote = prices.quote(params)
     except (InvalidParameters, ModelUnavailable) as exc:
         raise CliError(str(exc), 2) from None
-    usd = micros_to_usd(quote.cost_micros)
     if args.json:
         print_json(
             {
                 "model": quote.model,
                 "cost_micros": quote.cost_micros,
-                "cost_usd": usd.removeprefix("$"),
+                "cost_usd": usd_string(quote.cost_micros),
                 "billed_seconds": quote.billed_seconds,
                 "duration": quote.duration,
                 "resolution": quote.resolution,
@@ -117,7 +125,7 @@ def cmd_quote(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    print(f"{quote.model}: {usd} ({quote.basis})")
+    print(f"{quote.model}: {format_usd(quote.cost_micros)} ({quote.basis})")
     print(f"source: {quote.source}")
     enabled, reason = availability(spec, prices, **_keys(settings))
     if not enabled:
@@ -168,7 +176,12 @@ def _model_json(spec: ModelSpec, prices: PriceTable, enabled: bool, reason: str)
         "price": row.to_json() if row else None,
         "price_text": row.describe() if row else None,
         "prices": [
-            {"resolution": res, "duration": d, "cost_micros": micros}
+            {
+                "resolution": res,
+                "duration": d,
+                "cost_micros": micros,
+                "cost_usd": usd_string(micros),
+            }
             for res, d, micros in price_matrix(spec, prices)
         ],
         "enabled": enabled,
@@ -190,12 +203,46 @@ def _model_lines(spec: ModelSpec, prices: PriceTable, enabled: bool, reason: str
     return lines
 
 
-def _settings() -> Settings:
+def _key_providers(spec: ModelSpec, settings: Settings) -> list[str]:
+    """Whose key a model needs: its provider's, and WaveSpeed's for Novita's input images
+    while no PUBLIC_BASE_URL serves them."""
+    if spec.provider == "novita" and settings.public_base_url is None:
+        return ["novita", "wavespeed"]
+    return [spec.provider]
+
+
+def key_refusals(settings: Settings) -> dict[str, KeyRefusal]:
+    """Refusals recorded for this process's provider keys, by provider. Empty when the
+    database does not exist yet; a database that cannot be read is said on stderr (the
+    catalog is still printed; `doctor` says more)."""
+    from bot.keys import provider_keys
+
+    keys = provider_keys(settings)
+    if not keys:
+        return {}
+    from storage.backend import sqlite_path
+
+    url = settings.database_url
+    if url.startswith("sqlite:") and not Path(sqlite_path(url)).exists():
+        return {}
     try:
-        return Settings()
-    except (ValidationError, SettingsError) as exc:
-        first = str(exc).splitlines()[0]
-        raise CliError(f"bad configuration in the environment or .env: {first}", 2) from None
+        return asyncio.run(_read_refusals(settings, keys))
+    except Exception as exc:  # an old schema, an unreachable server: the catalog still prints
+        print(f"warning: refused provider keys are not shown: {exc}", file=sys.stderr)
+        return {}
+
+
+async def _read_refusals(settings: Settings, keys: dict[str, Any]) -> dict[str, KeyRefusal]:
+    from bot.database import connect
+    from bot.keys import key_id
+
+    out: dict[str, KeyRefusal] = {}
+    async with await connect(settings, migrate=False) as db:
+        for provider, key in keys.items():
+            refusal = await db.keys.refusal(provider, key_id(provider, key))
+            if refusal is not None:
+                out[provider] = refusal
+    return out
 
 
 def _keys(settings: Settings) -> dict[str, bool]:

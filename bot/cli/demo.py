@@ -13,7 +13,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bot.config import Settings, micros_to_usd
+from pydantic import SecretStr
+
+from bot.config import Settings
+from providers.money import format_usd
 
 SAMPLE = Path(__file__).resolve().parent.parent / "assets" / "sample.png"
 DEMO_USER = "demo"
@@ -48,9 +51,9 @@ async def _demo(out_dir: str) -> int:
             settings = Settings(
                 _env_file=None,  # a local .env (real keys, caps) must not leak into the demo
                 database_url=f"sqlite:///{tmp}/demo.db",
-                wavespeed_api_key="demo-key",
+                wavespeed_api_key=SecretStr("demo-key"),
                 wavespeed_base_url=sim.base_url,
-                novita_api_key="demo-key",
+                novita_api_key=SecretStr("demo-key"),
                 novita_base_url=sim.base_url,
                 allow_private_image_urls=True,
                 user_daily_cap_usd=Decimal("1.00"),
@@ -97,7 +100,7 @@ async def _story(settings: Settings, out_dir: str) -> int:
         }
         _, _, quote = app.service.check("openvideo-lora", "x", options)
         say(f"1) /animate {SAMPLE.name} with openvideo-lora, 5 s at 720p, LoRA omninft=0.8")
-        say(f"   price: {micros_to_usd(quote.cost_micros)} ({quote.basis})")
+        say(f"   price: {format_usd(quote.cost_micros)} ({quote.basis})")
         submission = await app.service.animate(
             request(1, "openvideo-lora", options, "the sun rises slowly, clouds drift, warm light")
         )
@@ -107,7 +110,7 @@ async def _story(settings: Settings, out_dir: str) -> int:
             say(f"   the clip did not arrive: {job.status.value}: {job.status_reason}")
             return 1
         say(
-            f"   charged {micros_to_usd(reservation.settled_micros)}; "
+            f"   charged {format_usd(reservation.settled_micros)}; "
             f"your clip: {job.delivered_ref}"
         )
         await _show_budget(app, "Budget after")
@@ -139,7 +142,7 @@ async def _show_budget(app: Any, title: str) -> None:
     daily = next((r for r in rows if r.scope_kind == "user" and r.cap == "daily"), None)
     if daily is not None and daily.limit is not None:
         say(
-            f"   {title}: {micros_to_usd(daily.used)} used of your "
-            f"{micros_to_usd(daily.limit)} daily limit, {micros_to_usd(daily.remaining)} left."
+            f"   {title}: {format_usd(daily.used)} used of your "
+            f"{format_usd(daily.limit)} daily limit, {format_usd(daily.remaining)} left."
         )
     say()

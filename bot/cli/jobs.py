@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.cli._output import CliError, add_json_flag, print_json
-from bot.config import Settings, micros_to_usd
+from bot.cli._output import CliError, add_json_flag, cli_settings, iso, print_json
+from providers.money import format_usd, usd_string
 
 FINAL_EXIT = {"delivered": 0, "failed": 1, "cancelled": 1, "expired": 1}
+MAX_LIST = 10_000
+RESOLVE_NOTES = {
+    "settle": "operator resolved the hold: settle (the provider made and billed the clip)",
+    "void": "operator resolved the hold: void (the provider did not bill the clip)",
+}
 
 
 def register(sub: Any) -> None:
@@ -40,7 +45,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("jobs", help="list jobs, newest first")
     p.add_argument("--status", help="only jobs in this status (e.g. processing, failed, expired)")
     p.add_argument("--user", help="only this user's jobs")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", default="50", help=f"at most this many, 1 to {MAX_LIST} (default 50)")
     add_json_flag(p)
     p.set_defaults(handler=lambda a: asyncio.run(_jobs(a)))
 
@@ -106,60 +111,73 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
     return opts
 
 
-def _say_to(json_mode: bool) -> Any:
+def _say_to(json_mode: bool) -> Callable[[str], None]:
     stream = sys.stderr if json_mode else sys.stdout
     return lambda line: print(line, file=stream, flush=True)
 
 
 def job_summary(job: Any, reservation: Any | None) -> dict[str, Any]:
+    """A job as scripts read it: `cost` is the quoted price, `charged` what was settled,
+    `held` what is still reserved (money as micro-dollars and as a dollar string)."""
     charged = reservation.settled_micros if reservation and reservation.status == "settled" else 0
     held = reservation.amount_micros if reservation and reservation.status == "held" else 0
     return {
         "job_id": job.id,
         "status": job.status.value,
         "model": job.model,
+        "provider": job.provider,
         "user": job.user_id,
         "server": job.server_id,
         "cost_micros": job.cost_micros,
-        "cost_usd": micros_to_usd(job.cost_micros),
+        "cost_usd": usd_string(job.cost_micros),
         "charged_micros": charged,
+        "charged_usd": usd_string(charged),
         "held_micros": held,
+        "held_usd": usd_string(held),
+        "cancel_requested": job.cancel_requested,
         "provider_task_id": job.provider_task_id,
         "output": job.delivered_ref,
         "reason": job.status_reason,
         "error_code": job.error_code,
-        "created_at": _iso(job.created_at),
+        "created_at": iso(job.created_at),
+        "updated_at": iso(job.updated_at),
     }
 
 
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+def money_line(summary: dict[str, Any]) -> str:
+    """What the job cost, for people: charged, held, or nothing."""
+    if summary["charged_micros"]:
+        return f"charged {format_usd(summary['charged_micros'])}"
+    if summary["held_micros"]:
+        return f"held {format_usd(summary['held_micros'])}"
+    return "not charged"
 
 
 async def _animate(args: argparse.Namespace) -> int:
     from bot.app import open_app
+    from bot.cli.ledger import scope_id
+    from bot.cli.processes import add_chat_sinks, default_sinks
     from bot.errors import BotError
     from bot.models import AnimateRequest
-    from bot.sinks import FileSink, SinkRegistry
     from providers.params import InvalidParameters
     from storage import ACTIVE
 
-    settings = Settings()
+    settings = cli_settings()
     say = _say_to(args.json)
     source, out_dir = _cli_paths(args.image, args.out)
+    user = scope_id(args.user, "--user")
+    server = None if args.server is None else scope_id(args.server, "--server")
     try:
         options = model_options(args)
     except InvalidParameters as exc:
         raise CliError(str(exc)) from exc
-    sinks = SinkRegistry({"file": FileSink(say, default_dir=Path(out_dir))})
-    async with open_app(settings, sinks=sinks) as app:
+    async with open_app(settings, sinks=default_sinks(settings, say)) as app:
+        add_chat_sinks(app)
         req = AnimateRequest(
             platform="cli",
             event_id=args.event_id or uuid.uuid4().hex,
-            user_id=args.user,
-            server_id=args.server,
+            user_id=user,
+            server_id=server,
             image=source,
             prompt=args.prompt,
             model=args.model,
@@ -235,18 +253,19 @@ async def _until(done: asyncio.Event, runner: asyncio.Task[None]) -> None:
         runner.result()  # re-raise a runner crash
 
 
-def _print_outcome(s: dict[str, Any], say: Any) -> None:
+def _print_outcome(s: dict[str, Any], say: Callable[[str], None]) -> None:
     if s["status"] == "delivered":
-        say(f"done: {s['output']} (charged {micros_to_usd(s['charged_micros'])})")
+        say(f"done: {s['output']} ({money_line(s)})")
     elif s["status"] in ("reserved", "submitted", "processing", "completed"):
         say(f"job {s['job_id']} is {s['status']}; `python -m bot run` follows it")
     else:
-        say(f"job {s['job_id']} {s['status']}: {s['reason']}")
+        say(f"job {s['job_id']} {s['status']} ({money_line(s)}): {s['reason']}")
 
 
 async def _jobs(args: argparse.Namespace) -> int:
-    from bot.cli.ledger import scope_id
-    from storage import JobStatus, open_database
+    from bot.cli.ledger import bounded_int, scope_id
+    from bot.database import connect
+    from storage import JobStatus
 
     status = None
     if args.status:
@@ -255,18 +274,19 @@ async def _jobs(args: argparse.Namespace) -> int:
         except ValueError:
             allowed = ", ".join(s.value for s in JobStatus)
             raise CliError(f"unknown status {args.status!r}: choose {allowed}") from None
-    settings = Settings()
-    async with await open_database(settings.database_url) as db:
-        jobs = await db.jobs.list(
-            status=status, user_id=scope_id(args.user) if args.user else None, limit=args.limit
-        )
+    limit = bounded_int(str(args.limit), "--limit", 1, MAX_LIST)
+    user = None if args.user is None else scope_id(args.user, "--user")
+    settings = cli_settings()
+    async with await connect(settings) as db:
+        jobs = await db.jobs.list_jobs(status=status, user_id=user, limit=limit)
         for job in jobs:
+            summary = job_summary(job, await db.ledger.get(job.ledger_key))
             if args.json:
-                print_json(job_summary(job, await db.ledger.get(job.ledger_key)))
+                print_json(summary)
             else:
                 print(
                     f"{job.id}  {job.status.value:<10} {job.model:<15} "
-                    f"{micros_to_usd(job.cost_micros):>8}  {job.user_id}  {_iso(job.created_at)}"
+                    f"{money_line(summary):<18} {job.user_id}  {summary['created_at']}"
                 )
         if not jobs and not args.json:
             print("no jobs")
@@ -274,64 +294,73 @@ async def _jobs(args: argparse.Namespace) -> int:
 
 
 async def _job(args: argparse.Namespace) -> int:
-    from bot.errors import BotError
-    from storage import JobStatus, open_database
+    from bot import messages
+    from bot.database import connect
+    from storage import NothingToResolve
 
-    settings = Settings()
+    settings = cli_settings()
+    note = None
     if args.cancel:
-        from bot.app import open_app
-
-        async with open_app(settings) as app:
-            try:
-                await app.service.cancel(args.job_id)
-            except BotError as exc:
-                raise CliError(exc.user_message, exc.exit_code) from exc
-            await app.runner.run_once()
-    async with await open_database(settings.database_url) as db:
+        note = await _cancel(settings, args.job_id, _say_to(args.json))
+    async with await connect(settings) as db:
         job = await db.jobs.get(args.job_id)
         if job is None:
             raise CliError(f"there is no job {args.job_id}")
         if args.resolve:
-            reservation = await db.ledger.get(job.ledger_key)
-            if (
-                job.status is not JobStatus.EXPIRED
-                or reservation is None
-                or reservation.status != "held"
-            ):
-                raise CliError(
-                    f"job {job.id} has no unresolved hold (status {job.status.value}); "
-                    "only an expired job whose hold is still held can be resolved"
+            try:
+                job = await db.jobs.resolve_hold(
+                    job.id, args.resolve, note=RESOLVE_NOTES[args.resolve]
                 )
-            job = await db.jobs.transition(
-                job.id,
-                JobStatus.EXPIRED,
-                expect={JobStatus.EXPIRED},
-                reason=f"operator resolved the hold: {args.resolve}",
-                ledger=args.resolve,
-            )
+            except NothingToResolve as exc:
+                raise CliError(str(exc)) from None
         history = await db.jobs.history(job.id)
         summary = job_summary(job, await db.ledger.get(job.ledger_key))
         summary["history"] = [
-            {"at": _iso(e.at), "from": e.from_status, "to": e.to_status, "note": e.note}
+            {"at": iso(e.at), "from": e.from_status, "to": e.to_status, "note": e.note}
             for e in history
         ]
+    if args.cancel and note is None:
+        note = messages.cancel_recorded(job.status.value, job.cost_micros)
     if args.json:
         print_json(summary)
-    else:
-        for key, value in summary.items():
-            if key != "history" and value not in (None, ""):
-                print(f"{key:>16}: {value}")
-        print("         history:")
-        for e in summary["history"]:
-            print(f"  {e['at']}  {e['from'] or '-'} -> {e['to']}  {e['note']}")
+        return 0
+    if note:
+        print(note)
+    for key, value in summary.items():
+        if key != "history" and value not in (None, "", False):
+            print(f"{key:>16}: {value}")
+    print("         history:")
+    for e in summary["history"]:
+        print(f"  {e['at']}  {e['from'] or '-'} -> {e['to']}  {e['note']}")
     return 0
+
+
+async def _cancel(settings: Any, job_id: str, say: Callable[[str], None]) -> str | None:
+    """Ask for the cancel, then let a runner pass act on it at once (a job not yet submitted
+    is cancelled and refunded now). Returns what was recorded, or None to say it later."""
+    from bot import messages
+    from bot.app import open_app
+    from bot.cli.processes import add_chat_sinks, default_sinks
+    from bot.errors import BotError
+
+    async with open_app(settings, sinks=default_sinks(settings, say)) as app:
+        add_chat_sinks(app)
+        try:
+            await app.service.cancel(job_id)
+        except BotError as exc:
+            raise CliError(exc.user_message, exc.exit_code) from exc
+        await app.runner.run_once()
+        job = await app.db.jobs.get(job_id)
+    if job is None:
+        return None
+    return messages.cancel_recorded(job.status.value, job.cost_micros)
 
 
 async def _run(args: argparse.Namespace) -> int:
     from bot.app import App, open_app
     from bot.cli.processes import add_chat_sinks, announce, default_sinks, run_services
 
-    settings = Settings()
+    settings = cli_settings()
     if args.once:
         async with open_app(settings, sinks=default_sinks(settings)) as app:
             add_chat_sinks(app)

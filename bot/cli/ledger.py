@@ -3,65 +3,55 @@
 IDs: an ID without ':' means `cli:ID`; with a colon it is taken as is (`discord:1234`).
 Caps are written in dollars (`--daily 5`, `--daily 0.25`), job counts as integers; `none`
 means no cap and `default` drops the override so the configured default applies again.
+Every number is bounded, so a typo is one sentence (exit 2) on either database, never an
+overflow deep in a driver.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeVar
 
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
-
-from bot.cli._output import CliError, add_json_flag, print_json
-from bot.config import Settings, micros_to_usd, usd_to_micros
-from storage import Database, LimitDefaults, Limits, Scopes, open_database
+from bot.cli._output import CliError, add_json_flag, cli_settings, iso, print_json
+from bot.config import MAX_JOBS
+from providers.money import format_usd, usd_string, usd_to_micros
+from storage import CapUsage, Database, Limits, Scopes
 
 T = TypeVar("T")
 CapValue = int | Literal["default"] | None
+MAX_REPORT_DAYS = 3660  # ten years
+
+_PLATFORM = re.compile(r"[a-z][a-z0-9_-]{0,19}")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}")
 
 
-def scope_id(raw: str) -> str:
-    """An ID as typed by a person: without ':' it is a CLI user (`cli:ID`), else as is."""
-    raw = raw.strip()
-    if not raw or raw.endswith(":") or raw.startswith(":"):
-        raise CliError(f"bad ID {raw!r}: use a name like alice or a platform ID like discord:1234")
-    return raw if ":" in raw else f"cli:{raw}"
+def scope_id(raw: str, flag: str = "the ID") -> str:
+    """An ID as typed by a person: without ':' it is a CLI user (`cli:ID`); with one colon a
+    platform ID (`discord:1234`). Anything else is refused, never stored."""
+    text = raw.strip()
+    platform, colon, rest = text.partition(":")
+    if not colon:
+        platform, rest = "cli", text
+    if not (_PLATFORM.fullmatch(platform) and _ID.fullmatch(rest)):
+        raise CliError(
+            f"{flag} {raw!r} is not an ID: use a name like alice or a platform ID like "
+            "discord:1234 (one colon; letters, digits and . _ @ + - only)"
+        )
+    return f"{platform}:{rest}"
 
 
-def limit_defaults(settings: Settings) -> LimitDefaults:
-    """The caps from settings (dollars -> micro-dollars), used where no override exists."""
-
-    def money(value: Decimal | None) -> int | None:
-        return None if value is None else usd_to_micros(value)
-
-    return LimitDefaults(
-        user=Limits(
-            daily_micros=money(settings.user_daily_cap_usd),
-            monthly_micros=money(settings.user_monthly_cap_usd),
-            concurrent_jobs=settings.user_concurrent_jobs,
-            jobs_per_hour=settings.user_jobs_per_hour,
-        ),
-        server=Limits(
-            daily_micros=money(settings.server_daily_cap_usd),
-            monthly_micros=money(settings.server_monthly_cap_usd),
-            concurrent_jobs=settings.server_concurrent_jobs,
-            jobs_per_hour=settings.server_jobs_per_hour,
-        ),
-        global_=Limits(
-            daily_micros=money(settings.global_daily_cap_usd),
-            monthly_micros=money(settings.global_monthly_cap_usd),
-            concurrent_jobs=settings.global_concurrent_jobs,
-            jobs_per_hour=settings.global_jobs_per_hour,
-        ),
-    )
+def bounded_int(raw: str, flag: str, low: int, high: int) -> int:
+    """A whole number from `low` to `high`, or one sentence saying so."""
+    text = raw.strip()
+    if not re.fullmatch(r"-?\d{1,20}", text) or not low <= int(text) <= high:
+        raise CliError(f"{flag} {raw!r} is not allowed: use a whole number from {low} to {high}")
+    return int(text)
 
 
 def register(sub: Any) -> None:
@@ -105,7 +95,9 @@ def register(sub: Any) -> None:
     export.add_argument("--out", metavar="FILE", help="write here instead of stdout")
     export.set_defaults(handler=cmd_export)
     report = gsub.add_parser("report", help="settled spend by model and by day")
-    report.add_argument("--days", type=int, default=30, help="the last N days (default 30)")
+    report.add_argument(
+        "--days", default="30", help=f"the last N days, 1 to {MAX_REPORT_DAYS} (default 30)"
+    )
     add_json_flag(report)
     report.set_defaults(handler=cmd_report)
 
@@ -120,24 +112,13 @@ def _add_scope_flags(parser: argparse.ArgumentParser, *, required: bool) -> None
 # --------------------------------------------------------------------------- plumbing
 
 
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except (ValidationError, SettingsError) as exc:
-        raise CliError(f"bad settings: {exc}") from exc
-
-
 def _with_db(fn: Callable[[Database], Awaitable[T]], *, migrate: bool = True) -> T:
-    settings = _settings()
+    from bot.database import connect
+
+    settings = cli_settings()
 
     async def run() -> T:
-        try:
-            db = await open_database(
-                settings.database_url, defaults=limit_defaults(settings), migrate=migrate
-            )
-        except ValueError as exc:
-            raise CliError(f"DATABASE_URL: {exc}") from exc
-        async with db:
+        async with await connect(settings, migrate=migrate) as db:
             return await fn(db)
 
     return asyncio.run(run())
@@ -146,10 +127,10 @@ def _with_db(fn: Callable[[Database], Awaitable[T]], *, migrate: bool = True) ->
 def _scope_of(args: argparse.Namespace) -> tuple[str, str]:
     if getattr(args, "global_", False):
         return "global", "*"
-    if args.user:
-        return "user", scope_id(args.user)
-    if args.server:
-        return "server", scope_id(args.server)
+    if args.user is not None:
+        return "user", scope_id(args.user, "--user")
+    if args.server is not None:
+        return "server", scope_id(args.server, "--server")
     raise CliError("say whose caps: --user ID, --server ID or --global")
 
 
@@ -160,14 +141,15 @@ def _money_cap(raw: str | None, flag: str) -> CapValue | None:
     if word in {"none", "default"}:
         return "default" if word == "default" else _NO_CAP
     try:
-        value = Decimal(word.lstrip("$"))
-        if value < 0 or not value.is_finite():
-            raise InvalidOperation
-        return usd_to_micros(value)
-    except (InvalidOperation, ValueError) as exc:
+        micros = usd_to_micros(word)
+    except ValueError:
+        micros = -1
+    if micros < 0:
         raise CliError(
-            f"{flag} {raw!r} is not a dollar amount: use e.g. 5, 0.25, none or default"
-        ) from exc
+            f"{flag} {raw!r} is not a dollar amount from 0 to 1000000000: use e.g. 5, 0.25, "
+            "none or default"
+        )
+    return micros
 
 
 def _count_cap(raw: str | None, flag: str) -> CapValue | None:
@@ -176,8 +158,11 @@ def _count_cap(raw: str | None, flag: str) -> CapValue | None:
     word = raw.strip().lower()
     if word in {"none", "default"}:
         return "default" if word == "default" else _NO_CAP
-    if not word.isdigit():
-        raise CliError(f"{flag} {raw!r} is not a whole number of jobs: use e.g. 2, none or default")
+    if not word.isdigit() or len(word) > 20 or int(word) > MAX_JOBS:
+        raise CliError(
+            f"{flag} {raw!r} is not a whole number of jobs from 0 to {MAX_JOBS}: use e.g. 2, "
+            "none or default"
+        )
     return int(word)
 
 
@@ -188,14 +173,46 @@ class _NoCap:
 _NO_CAP: Any = _NoCap()
 
 
+def _usd_or_none(micros: int | None) -> str | None:
+    return None if micros is None else usd_string(micros)
+
+
 def _limits_json(kind: str, sid: str, lim: Limits) -> dict[str, Any]:
-    return {"scope_kind": kind, "scope_id": sid, **asdict(lim)}
+    return {
+        "scope_kind": kind,
+        "scope_id": sid,
+        "daily_micros": lim.daily_micros,
+        "daily_usd": _usd_or_none(lim.daily_micros),
+        "monthly_micros": lim.monthly_micros,
+        "monthly_usd": _usd_or_none(lim.monthly_micros),
+        "concurrent_jobs": lim.concurrent_jobs,
+        "jobs_per_hour": lim.jobs_per_hour,
+    }
+
+
+def usage_json(row: CapUsage) -> dict[str, Any]:
+    """One cap: amounts in its unit (micros or jobs); money also as dollar strings."""
+    out: dict[str, Any] = {
+        "scope_kind": row.scope_kind,
+        "scope_id": row.scope_id,
+        "cap": row.cap,
+        "unit": row.unit,
+        "limit": row.limit,
+        "spent": row.spent,
+        "held": row.held,
+        "remaining": row.remaining,
+        "resets_at": iso(row.resets_at),
+    }
+    if row.unit == "micros":
+        for name in ("limit", "spent", "held", "remaining"):
+            out[f"{name}_usd"] = _usd_or_none(out[name])
+    return out
 
 
 def _fmt_limit(value: int | None, unit: str) -> str:
     if value is None:
         return "no cap"
-    return micros_to_usd(value) if unit == "micros" else str(value)
+    return format_usd(value) if unit == "micros" else str(value)
 
 
 def _print_limits(kind: str, sid: str, lim: Limits, *, as_json: bool) -> None:
@@ -214,14 +231,15 @@ def _print_limits(kind: str, sid: str, lim: Limits, *, as_json: bool) -> None:
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
-    scopes = Scopes(scope_id(args.user), scope_id(args.server) if args.server else None)
+    server = None if args.server is None else scope_id(args.server, "--server")
+    scopes = Scopes(scope_id(args.user, "--user"), server)
     rows = _with_db(lambda db: db.ledger.usage(scopes))
     if args.json:
         print_json(
             {
                 "user_id": scopes.user_id,
                 "server_id": scopes.server_id,
-                "caps": [asdict(r) for r in rows],
+                "caps": [usage_json(r) for r in rows],
             }
         )
         return 0
@@ -231,7 +249,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
     )
     print(header)
     for r in rows:
-        fmt: Callable[[int], str] = micros_to_usd if r.unit == "micros" else str
+        fmt: Callable[[int], str] = format_usd if r.unit == "micros" else str
         resets = (
             "when a clip finishes"
             if r.resets_at is None
@@ -247,7 +265,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
 
 
 def cmd_limits_show(args: argparse.Namespace) -> int:
-    if args.global_ or args.user or args.server:
+    if args.global_ or args.user is not None or args.server is not None:
         kind, sid = _scope_of(args)
         lim = _with_db(lambda db: db.ledger.get_limits(kind, sid))
         shown = [(kind, sid, lim)]
@@ -318,11 +336,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    if args.days < 1:
-        raise CliError(f"--days {args.days} must be 1 or more")
+    days = bounded_int(str(args.days), "--days", 1, MAX_REPORT_DAYS)
     now = time.time()
     today = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    since = (today - timedelta(days=args.days - 1)).timestamp()
+    since = (today - timedelta(days=days - 1)).timestamp()
     until = (today + timedelta(days=1)).timestamp()
 
     async def run(db: Database) -> tuple[dict[str, int], dict[str, int]]:
@@ -336,19 +353,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         print_json(
             {
-                "days": args.days,
+                "days": days,
                 "since": datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d"),
                 "total_micros": total,
-                "by_model": by_model,
-                "by_day": by_day,
+                "total_usd": usd_string(total),
+                "by_model": [
+                    {"model": m, "spent_micros": v, "spent_usd": usd_string(v)}
+                    for m, v in by_model.items()
+                ],
+                "by_day": [
+                    {"day": d, "spent_micros": v, "spent_usd": usd_string(v)}
+                    for d, v in by_day.items()
+                ],
             }
         )
         return 0
-    print(f"settled spend, last {args.days} day(s): {micros_to_usd(total)}")
+    print(f"settled spend, last {days} day(s): {format_usd(total)}")
     print("by model:")
     for model, micros in sorted(by_model.items(), key=lambda kv: -kv[1]):
-        print(f"  {model or '(none)':<30} {micros_to_usd(micros):>12}")
+        print(f"  {model or '(none)':<30} {format_usd(micros):>12}")
     print("by day:")
     for day, micros in by_day.items():
-        print(f"  {day:<30} {micros_to_usd(micros):>12}")
+        print(f"  {day:<30} {format_usd(micros):>12}")
     return 0

@@ -5,6 +5,10 @@ moved it to a `worker` process (`RUN_WORKER=false`), run each front door as a se
 SIGINT/SIGTERM or until one of them fails, then stop them all. The runner finishes the job
 steps in flight and gives their leases back, so another process takes over at once instead of
 waiting for a lease to lapse.
+
+Every process that runs the runner (these, and `animate`, `job --cancel`) builds its sinks
+here, so any of them honours any job's sink: a job names its sink by data stored with it
+(`job.sink`: `{"kind": "file", "dir": ...}`), never by an object of the process that took it.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from bot.app import App, open_app
 from bot.chat.delivery import ChatPoster, ChatSink
 from bot.config import Settings
-from bot.sinks import Clip, FileSink, SinkRegistry
+from bot.sinks import Clip, FileSink, LogSink, SinkRegistry
 from storage import Job
 
 log = logging.getLogger(__name__)
@@ -59,10 +64,18 @@ def chat_routes(settings: Settings) -> list[RouteFactory]:
     return [*slack_route_factories(settings)]
 
 
+DEFAULT_OUT_DIR = "animate-out"
+
+
 def default_sinks(settings: Settings, say: Callable[[str], None] = say_to_stdout) -> SinkRegistry:
     """The sinks that need nothing but settings: the file sink (CLI jobs, written to the
-    folder the job names). Chat sinks are added by `add_chat_sinks` once the App exists."""
-    return SinkRegistry({"file": FileSink(say)})
+    folder the job names, else ./animate-out), and for a job whose front door is not known
+    here, a log line and its clip kept under CLIP_DIR, so nothing is lost. Every path
+    recorded is absolute. Chat sinks are added by `add_chat_sinks` once the App exists."""
+    return SinkRegistry(
+        {"file": FileSink(say, default_dir=Path(DEFAULT_OUT_DIR).resolve())},
+        default=LogSink(Path(settings.clip_dir).resolve()),
+    )
 
 
 def chat_sink(app: App, poster: ChatPoster) -> ChatSink:

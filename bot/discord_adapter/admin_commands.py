@@ -21,11 +21,11 @@ from discord import app_commands
 
 from bot.chat.actions import Actor
 from bot.chat.admin import REPORT_MAX_DAYS, Target, parse_caps
-from bot.config import micros_to_usd
 from bot.discord_adapter import events
 from bot.discord_adapter.front import DiscordFrontDoor
 from bot.discord_adapter.render import fit_text
 from bot.errors import BotError
+from providers.money import format_usd
 
 Strength = app_commands.Range[float, 0.0, 4.0]
 Days = app_commands.Range[int, 1, REPORT_MAX_DAYS]
@@ -180,7 +180,7 @@ def admin_group(front: DiscordFrontDoor) -> app_commands.Group:
                 await interaction.followup.send(exc.user_message, ephemeral=True)
                 return
             await interaction.followup.send(
-                f"Spend over the last {days} days: {micros_to_usd(made.total_micros)} in "
+                f"Spend over the last {days} days: {format_usd(made.total_micros)} in "
                 f"{made.rows} rows (day, member, model).",
                 file=discord.File(io.BytesIO(made.data), filename=made.filename),
                 ephemeral=True,

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from bot.chat.actions import Actor
 from bot.chat.admin import AdminOps, Report, parse_caps
-from bot.config import micros_to_usd
 from bot.errors import RequestRefused
 from bot.slack_adapter.blocks import ADMIN_HELP
+from providers.money import format_usd
 
 MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 CAP_KEYS = {
@@ -54,7 +54,7 @@ async def run_admin(ops: AdminOps, actor: Actor, text: str, *, now: float) -> Ad
         report = await ops.report(actor, days=days, now=now)
         return AdminReply(
             f"The workspace's spend over the last {days} days: {report.rows} rows, "
-            f"{micros_to_usd(report.total_micros)} in all.",
+            f"{format_usd(report.total_micros)} in all.",
             file=report,
         )
     if verb in ("pause", "resume"):

@@ -43,7 +43,6 @@ from bot.chat.options import enabled_models
 from bot.chat.presses import ButtonPresses
 from bot.chat.texts import request_summary
 from bot.chat.usage import recent_jobs, usage_view
-from bot.config import micros_to_usd
 from bot.errors import RequestRefused
 from bot.models import AnimateRequest, ImageSource
 from bot.service import AnimateService, Submission
@@ -76,6 +75,7 @@ from bot.slack_adapter.modal import (
 )
 from bot.slack_adapter.poster import CHANNEL_GONE, SlackPoster, slack_error
 from providers.catalog import ModelSpec, get_model
+from providers.money import format_usd
 from providers.params import InvalidParameters
 
 log = logging.getLogger(__name__)
@@ -244,7 +244,7 @@ class Listeners:
             log.exception("pricing the modal failed")
             return ":warning: The price could not be worked out; it is checked when you submit."
         return (
-            f"*Price: {micros_to_usd(quote.cost_micros)}* · held when you press Animate, "
+            f"*Price: {format_usd(quote.cost_micros)}* · held when you press Animate, "
             "charged only when the clip is made."
         )
 

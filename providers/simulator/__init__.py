@@ -3,7 +3,9 @@
     async with Simulator(SimulatorConfig(progression="polls")) as sim:
         client = WaveSpeedClient(base_url=sim.base_url, api_key="sim-key")
 
-See PROVIDERS.md §3 for the behaviours it reproduces; `config.py` for every knob.
+It reproduces what the providers document (https://wavespeed.ai/docs/,
+https://novita.ai/docs/api-reference/): envelopes, statuses, errors, webhooks, uploads and
+expiring outputs. `config.py` lists every knob.
 """
 
 from __future__ import annotations

@@ -41,11 +41,13 @@ def _open_rgb(image_bytes: bytes) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(image_bytes)) as img:
-                if img.width * img.height > _MAX_INPUT_PIXELS:
-                    raise ValueError(f"image of {img.width}x{img.height} is too large to animate")
-                img.seek(0)
-                img = ImageOps.exif_transpose(img)
+            with Image.open(io.BytesIO(image_bytes)) as opened:
+                if opened.width * opened.height > _MAX_INPUT_PIXELS:
+                    raise ValueError(
+                        f"image of {opened.width}x{opened.height} is too large to animate"
+                    )
+                opened.seek(0)
+                img = ImageOps.exif_transpose(opened)
                 if img.mode in ("RGBA", "LA", "PA") or (
                     img.mode == "P" and "transparency" in img.info
                 ):

@@ -9,6 +9,7 @@ its outputs expire under it; tests of expiry use `Simulator.expire_outputs()` or
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
@@ -143,6 +144,8 @@ class Fault:
     `drop_connection` closes the socket without any response. `after_handler` runs the real
     handler first (so a submit really creates its task) and then replaces or drops the answer:
     the "submitted but the reply was lost" case that must never cause a double charge.
+    In-process tests may pass `reached` (set when a request takes the fault) and `hold` (the
+    request waits until it is set): a request in flight for exactly as long as a test needs.
     """
 
     method: str = "*"
@@ -155,6 +158,8 @@ class Fault:
     drop_connection: bool = False
     delay_s: float = 0.0
     after_handler: bool = False
+    reached: asyncio.Event | None = field(default=None, repr=False, compare=False)
+    hold: asyncio.Event | None = field(default=None, repr=False, compare=False)
 
     def matches(self, method: str, path: str) -> bool:
         return (

@@ -73,6 +73,7 @@ class SimTask:
         return self.finished_at - self._engine.now() + self._engine.unix_now()
 
     def summary(self) -> dict[str, Any]:
+        assert self._engine is not None
         return {
             "id": self.id,
             "provider": self.provider,

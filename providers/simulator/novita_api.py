@@ -1,4 +1,5 @@
-"""Novita's wan-i2v surface under /v3 (PROVIDERS.md §1.2 and §3 items 14–18)."""
+"""Novita's wan-i2v surface under /v3 (submit, task result, webhooks), and the account's
+balance under /openapi (https://novita.ai/docs/api-reference/basic-get-user-balance)."""
 
 from __future__ import annotations
 
@@ -96,6 +97,10 @@ def result_of(sim: Simulator, task: SimTask) -> dict[str, Any]:
     )
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 async def submit(request: web.Request) -> web.Response:
     sim = sim_of(request)
     try:
@@ -107,10 +112,10 @@ async def submit(request: web.Request) -> web.Response:
     problem = validate_novita(body)
     if problem is not None:
         return novita_error(400, "INVALID_REQUEST_BODY", problem.message)
-    extra = body.get("extra") if isinstance(body.get("extra"), dict) else {}
-    hook = extra.get("webhook") if isinstance(extra.get("webhook"), dict) else {}
+    extra = _object(body.get("extra"))
+    hook = _object(extra.get("webhook"))
     url = hook.get("url") if isinstance(hook.get("url"), str) and hook.get("url") else None
-    test_mode = hook.get("test_mode") if isinstance(hook.get("test_mode"), dict) else {}
+    test_mode = _object(hook.get("test_mode"))
     task_id = str(uuid.uuid4())
     sim.stats.submits["novita"] += 1
     if test_mode.get("enabled") is True:
@@ -142,6 +147,16 @@ async def get_result(request: web.Request) -> web.Response:
     return web.json_response(result_of(sim, task))
 
 
+async def balance(request: web.Request) -> web.Response:
+    """Amounts are strings in 1/10000 USD, as Novita documents them."""
+    units = str(round(sim_of(request).config.balance * 10_000))
+    return web.json_response(
+        {"availableBalance": units, "cashBalance": units, "creditLimit": "0",
+         "pendingCharges": "0", "outstandingInvoices": "0"}
+    )  # fmt: skip
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/openapi/v1/billing/balance/detail", balance)
     app.router.add_post("/v3/async/wan-i2v", submit)
     app.router.add_get("/v3/async/task-result", get_result)

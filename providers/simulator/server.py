@@ -266,6 +266,10 @@ class Simulator:
         if fault is None:
             return await handler(request)
         self.stats.faults_applied += 1
+        if fault.reached is not None:
+            fault.reached.set()
+        if fault.hold is not None:
+            await fault.hold.wait()
         if fault.delay_s:
             await asyncio.sleep(fault.delay_s)
         if fault.after_handler:
@@ -309,12 +313,12 @@ class Simulator:
     @web.middleware
     async def _authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
-        if path.startswith(("/api/v3/", "/v3/")):
+        if path.startswith(("/api/v3/", "/v3/", "/openapi/")):
             auth = request.headers.get("Authorization", "")
             key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
             if key not in self.config.api_keys:
                 message = "Unauthorized: missing or invalid API key"
-                if path.startswith("/v3/"):
+                if path.startswith(("/v3/", "/openapi/")):
                     return novita_api.novita_error(401, "FAILED_TO_AUTH", message)
                 return wavespeed_api.error_reply(401, message)
         return await handler(request)

@@ -1,4 +1,5 @@
-"""WaveSpeed's HTTP surface under /api/v3 (PROVIDERS.md §1.1 and §3 items 1–13)."""
+"""WaveSpeed's HTTP surface under /api/v3: submit, results, uploads, webhooks, balance
+(https://wavespeed.ai/docs/submit-task, https://wavespeed.ai/docs/get-result)."""
 
 from __future__ import annotations
 

@@ -61,6 +61,8 @@ def env_for(settings: Settings) -> dict[str, str]:
             env[name.upper()] = ",".join(str(v) for v in value)
         elif isinstance(value, Decimal):
             env[name.upper()] = str(value)
+        elif isinstance(value, tuple):
+            env[name.upper()] = ",".join(map(str, value))
         else:
             env[name.upper()] = str(value)
     return env

@@ -34,7 +34,7 @@ MODEL_OPTIONS: dict[str, dict[str, Any]] = {
     },
     "wan-2.1": {"resolution": "720p", "steps": 20},
 }
-PRICES = {  # PROVIDERS.md Part 1; wan-2.1 from the test's PRICE_OVERRIDES
+PRICES = {  # the published prices; wan-2.1 from the test's PRICE_OVERRIDES
     "openvideo": 200_000,  # $0.04/s x 5 s at 720p
     "openvideo-lora": 180_000,  # $0.03/s x 6 s at 480p
     "sora-2": 800_000,  # $0.10/s x 8 s
@@ -104,7 +104,7 @@ async def test_same_event_twice_makes_one_job_and_one_hold(
     assert again.duplicate and again.job.id == first.job.id
     assert len(simulator.tasks) == 1
     assert await used(app) == first.job.cost_micros
-    assert len(await app.db.jobs.list()) == 1
+    assert len(await app.db.jobs.list_jobs()) == 1
 
 
 async def test_concurrent_repeats_of_one_event_make_one_job(
@@ -172,7 +172,7 @@ async def test_bad_options_are_refused_before_money_moves(
     with pytest.raises(RequestRefused) as caught:
         await app.service.animate(request(png_file, model=model, **options))
     assert expected in caught.value.user_message
-    assert await app.db.jobs.list() == []
+    assert await app.db.jobs.list_jobs() == []
     assert await used(app) == 0
     assert simulator.tasks == {}
 
@@ -204,7 +204,7 @@ async def test_bad_images_are_refused_before_any_reservation(
     assert expected.lower() in caught.value.user_message.lower()
     assert caught.value.fields == {"image": [caught.value.user_message]}
     # read and refused before any reservation: no job, no hold, no ledger row, no counter
-    assert await app.db.jobs.list() == []
+    assert await app.db.jobs.list_jobs() == []
     assert await app.db.ledger.entries() == []
     assert await used(app) == 0
     assert simulator.tasks == {}
@@ -231,7 +231,7 @@ async def test_unpriced_model_is_disabled_with_a_reason(make_app: Any, png_file:
     async with make_app(price_overrides={}) as app:
         with pytest.raises(ModelDisabled, match="PRICE_OVERRIDES"):
             await app.service.animate(request(png_file, model="wan-2.1"))
-        assert await app.db.jobs.list() == []
+        assert await app.db.jobs.list_jobs() == []
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
@@ -254,7 +254,7 @@ async def test_fifty_concurrent_requests_against_a_cap_that_fits_three(
         assert all("daily" in r.user_message and "$0.30" in r.user_message for r in refused)
         assert len(simulator.tasks) == 3
         assert await used(app) == 300_000
-        assert len(await app.db.jobs.list()) == 3
+        assert len(await app.db.jobs.list_jobs()) == 3
 
 
 async def test_refusal_names_the_cap_and_when_it_resets(make_app: Any, png_file: Path) -> None:

@@ -1,34 +1,11 @@
-"""Settings: money parsed exactly, blanks mean unset, secrets stay secret."""
+"""Settings: blanks mean unset, secrets stay secret, bad values are one sentence."""
 
 from __future__ import annotations
-
-from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
 
-from bot.config import Settings, micros_to_usd, usd_to_micros
-
-
-@pytest.mark.parametrize(
-    ("usd", "micros"),
-    [("0.40", 400_000), ("5", 5_000_000), ("0.000001", 1), (Decimal("19.99"), 19_990_000)],
-)
-def test_dollars_to_micros_is_exact(usd: str | Decimal, micros: int) -> None:
-    assert usd_to_micros(usd) == micros
-
-
-def test_sub_micro_precision_is_refused_not_rounded() -> None:
-    with pytest.raises(ValueError, match="finer than one micro-dollar"):
-        usd_to_micros("0.0000001")
-
-
-@pytest.mark.parametrize(
-    ("micros", "text"),
-    [(400_000, "$0.40"), (5_000_000, "$5.00"), (1_234, "$0.001234"), (-250_000, "-$0.25")],
-)
-def test_micros_to_usd(micros: int, text: str) -> None:
-    assert micros_to_usd(micros) == text
+from bot.config import Settings
 
 
 def test_blank_keys_are_unset_and_none_means_no_cap(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,3 +29,17 @@ def test_bad_cap_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USER_DAILY_CAP_USD", "-1")
     with pytest.raises(ValidationError, match="cannot be negative"):
         Settings(_env_file=None)
+
+
+def test_env_example_documents_every_setting_and_nothing_else() -> None:
+    import re
+    from pathlib import Path
+
+    from bot.config import env_file_warnings, load_settings
+
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    text = example.read_text("utf-8")
+    named = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    assert named == {name.upper() for name in Settings.model_fields}
+    assert env_file_warnings(example) == []
+    load_settings(_env_file=example)  # the example itself is a valid configuration

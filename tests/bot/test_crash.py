@@ -55,7 +55,7 @@ async def test_killed_after_submit_delivers_once_and_charges_once(
     said = Said()
     sinks = SinkRegistry({"file": FileSink(said)})
     async with open_app(settings, sinks=sinks, owner="restarted", clock=clock) as app:
-        (job,) = await app.db.jobs.list()
+        (job,) = await app.db.jobs.list_jobs()
         assert job.status is JobStatus.SUBMITTED
         for _ in range(10):
             await app.runner.run_once()

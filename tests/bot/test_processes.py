@@ -66,3 +66,25 @@ async def test_run_process_starts_and_stops_on_sigterm(
     proc.send_signal(signal.SIGTERM)
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
+
+
+async def test_default_sinks_record_absolute_paths_and_keep_unknown_kinds_under_clip_dir(
+    simulator: Simulator, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from bot.cli.processes import default_sinks
+    from bot.sinks import Clip
+
+    monkeypatch.chdir(tmp_path)
+    settings = settings_for(simulator, database_url, clip_dir="kept")
+    sinks = default_sinks(settings, lambda line: None)
+    clip = Clip(data=b"mp4", filename="abc123def456.mp4")
+    file_job = SimpleNamespace(id="abc123def456", sink={"kind": "file", "dir": "rel/out"})
+    chat_job = SimpleNamespace(id="abc123def456", sink={"kind": "a-platform-not-here"})
+    written = Path(await sinks.for_job(file_job).deliver(file_job, clip))
+    kept = Path(await sinks.for_job(chat_job).deliver(chat_job, clip))
+    assert written == tmp_path / "rel" / "out" / "abc123def456.mp4"
+    # the kept-clip store's layout, so CLIP_RETENTION_DAYS purges it too
+    assert kept == tmp_path / "kept" / "abc123def456" / "abc123def456.mp4"
+    assert written.is_absolute() and kept.is_absolute() and kept.read_bytes() == b"mp4"

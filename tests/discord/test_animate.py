@@ -94,7 +94,7 @@ async def test_the_same_interaction_twice_makes_one_job(bot: Bot) -> None:
     bot.send(payload)
     await bot.fake.wait_for(lambda: len(callbacks(bot.fake, iid)) == 2)
     await bot.front.idle()
-    assert [j.id for j in await bot.app.db.jobs.list()] == [job.id]
+    assert [j.id for j in await bot.app.db.jobs.list_jobs()] == [job.id]
     assert len(await money_moved(bot.app)) == 1
 
 
@@ -122,7 +122,7 @@ async def test_invalid_options_are_one_ephemeral_sentence_and_cost_nothing(
     assert text.endswith("Nothing was charged.") and text.count("\n") == 0
     await bot.front.idle()
     assert bot.fake.public_answer(iid) is None  # the placeholder was removed
-    assert await money_moved(bot.app) == [] and await bot.app.db.jobs.list() == []
+    assert await money_moved(bot.app) == [] and await bot.app.db.jobs.list_jobs() == []
 
 
 async def test_a_file_that_is_not_an_image_is_refused(bot: Bot) -> None:

@@ -72,7 +72,7 @@ async def test_reroll_after_a_restart_shows_the_price_then_charges_once(
         confirm = bot.send(payload)
         said = await bot.answer(confirm)
         assert said.startswith("Re-roll started as job `")
-        again = [j for j in await bot.app.db.jobs.list() if j.id != job.id]
+        again = [j for j in await bot.app.db.jobs.list_jobs() if j.id != job.id]
         assert len(again) == 1 and again[0].thread_id == job.thread_id
         assert again[0].meta["again_of"] == job.id
         assert again[0].params["seed"] != job.params.get("seed")
@@ -83,7 +83,7 @@ async def test_reroll_after_a_restart_shows_the_price_then_charges_once(
             lambda: len(bot.fake.calls_to("POST", rf"^/interactions/{confirm}/")) == 2
         )
         await bot.front.idle()
-        assert len(await bot.app.db.jobs.list()) == 2
+        assert len(await bot.app.db.jobs.list_jobs()) == 2
         assert len(await money_moved(bot.app)) == moved + 1
 
         done = await bot.finish(again[0].id)

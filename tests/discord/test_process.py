@@ -84,7 +84,7 @@ async def test_the_process_takes_an_animate_to_a_clip_and_survives_a_restart(
             out, err = await stop(proc)
         assert proc.returncode == 0, err
         async with await open_database(database_url) as db:
-            (job,) = await db.jobs.list()
+            (job,) = await db.jobs.list_jobs()
             assert job.status in ACTIVE and job.lease_owner is None  # mid-job, lease given back
         assert fake.clips() == []
 

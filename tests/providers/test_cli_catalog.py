@@ -47,7 +47,8 @@ def test_models_json_lists_every_model_with_options_prices_and_state(
     assert ov["presets"] == ["tuned", "original"]
     assert ov["loras"][0]["max_count"] == 13 and "omninft" in ov["loras"][0]["keys"]
     assert ov["price"]["amounts_micros"] == {"480p": 30_000, "720p": 50_000, "1080p": 70_000}
-    assert {"resolution": "720p", "duration": 8, "cost_micros": 400_000} in ov["prices"]
+    row = {"resolution": "720p", "duration": 8, "cost_micros": 400_000, "cost_usd": "0.40"}
+    assert row in ov["prices"]
     assert rows["sora-2"]["resolutions"] == [] and rows["sora-2"]["seed_max"] is None
     wan = rows["wan-2.1"]
     assert wan["enabled"] is False and wan["price"] is None and wan["prices"] == []
@@ -75,8 +76,8 @@ def test_models_with_novita_key_and_override_enables_wan21(
     wan = json_lines(out)[-1]
     assert wan["id"] == "wan-2.1" and wan["enabled"] is True
     assert wan["prices"] == [
-        {"resolution": "480p", "duration": 5, "cost_micros": 300_000},
-        {"resolution": "720p", "duration": 5, "cost_micros": 450_000},
+        {"resolution": "480p", "duration": 5, "cost_micros": 300_000, "cost_usd": "0.30"},
+        {"resolution": "720p", "duration": 5, "cost_micros": 450_000, "cost_usd": "0.45"},
     ]
     assert wan["price"]["source"] == "PRICE_OVERRIDES (operator)"
 
@@ -87,7 +88,7 @@ def test_models_human_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert "openvideo-lora" in out and "DISABLED" in out
     assert "$0.05/s at 720p" in out
     assert "$0.16 per 8 s clip" in out
-    assert "[D-sora]" in out
+    assert "https://wavespeed.ai/docs/docs-api/openai/openai-sora-2-image-to-video" in out
 
 
 def test_models_refuses_bad_overrides(
@@ -97,7 +98,7 @@ def test_models_refuses_bad_overrides(
     code, out, err = run(capsys, "models", "--json")
     assert code == 2
     assert out == ""
-    assert err.startswith("error: PRICE_OVERRIDES: ") and '"0.30"' in err
+    assert err.startswith("error: PRICE_OVERRIDES is not usable: ") and '"0.30"' in err
     assert len(err.strip().splitlines()) == 1
 
 
@@ -107,7 +108,7 @@ def test_bad_override_json_is_a_clear_error(
     monkeypatch.setenv("PRICE_OVERRIDES", "{not json")
     code, out, err = run(capsys, "quote", "--model", "sora-2", "--json")
     assert code == 2 and out == ""
-    assert "price_overrides" in err.lower()
+    assert err.startswith("error: PRICE_OVERRIDES is not JSON: use a JSON object such as")
 
 
 def test_quote_json_shape(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,7 +1,7 @@
 """Exact prices for every model x duration x resolution, and the PRICE_OVERRIDES format.
 
-Expectations come from PROVIDERS.md Part 1, written here independently as USD strings and
-turned into micro-dollars with Decimal, never through the code under test.
+Expectations come from the providers' published prices, written here independently as USD
+strings and turned into micro-dollars with Decimal, never through the code under test.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def micros(usd: str) -> int:
     return int(value)
 
 
-# Published per-second rates (PROVIDERS.md Part 1), billed seconds = min(max(d, 5), 20).
+# Published per-second rates, billed seconds = min(max(d, 5), 20).
 PER_SECOND = {
     "openvideo": {"480p": "0.02", "720p": "0.04", "1080p": "0.06"},
     "openvideo-lora": {"480p": "0.03", "720p": "0.05", "1080p": "0.07"},
@@ -110,10 +110,10 @@ def test_basis_says_how_the_price_was_reached() -> None:
 
 
 def test_sources_cite_the_documents() -> None:
-    assert "[D-ov]" in quote("openvideo").source
+    assert "https://wavespeed.ai/" in quote("openvideo").source
     assert "open-video-image-to-video" in quote("openvideo").source
-    assert "[D-ovl]" in quote("openvideo-lora").source
-    assert "[D-sora]" in quote("sora-2").source
+    assert "open-video-image-to-video-lora" in quote("openvideo-lora").source
+    assert "openai-sora-2-image-to-video" in quote("sora-2").source
     assert "i2v-480p-lora-ultra-fast" in quote("wan-2.2-fast").source
 
 

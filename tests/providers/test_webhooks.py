@@ -1,6 +1,7 @@
 """WaveSpeed webhook signatures, with vectors computed independently (openssl dgst -hmac).
 
-The provider's documented example signatures do not verify (PROVIDERS.md §1.1), so the
+The provider's documented example signatures do not verify
+(https://wavespeed.ai/docs/docs-api/verifying_webhook), so the
 known-answer vector below was produced outside this code base:
     printf '%s' "$ID.$TS.$BODY" | openssl dgst -sha256 -hmac 'c2VjcmV0LWtleS1mb3ItdGVzdHM'
 """

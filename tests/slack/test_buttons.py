@@ -69,7 +69,7 @@ async def test_reroll_shows_the_price_then_confirm_charges_once(slack: SlackHarn
     job = await delivered(slack)
     answer = await press(slack, "reroll", job)
     assert "costs *$0.10*" in answer["text"] and buttons(answer) == [f"animate:reroll-ok:{job.id}"]
-    assert len(await slack.app.db.jobs.list(limit=10)) == 1  # nothing reserved yet
+    assert len(await slack.app.db.jobs.list_jobs(limit=10)) == 1  # nothing reserved yet
 
     confirm = payloads.button_press(
         f"animate:reroll-ok:{job.id}", message_ts="9.9", response_url=fake.response_url(),
@@ -78,7 +78,7 @@ async def test_reroll_shows_the_price_then_confirm_charges_once(slack: SlackHarn
     await slack.interact(confirm)
     started = fake.responses[-1]
     assert started["replace_original"] is True and "Re-roll started as job" in started["text"]
-    jobs = await slack.app.db.jobs.list(limit=10)
+    jobs = await slack.app.db.jobs.list_jobs(limit=10)
     assert len(jobs) == 2
     again = next(j for j in jobs if j.id != job.id)
     assert again.thread_id == job.thread_id and again.params["seed"] != job.params.get("seed")
@@ -86,7 +86,7 @@ async def test_reroll_shows_the_price_then_confirm_charges_once(slack: SlackHarn
     # the same press delivered again (a new signature, the same trigger): no second charge
     await slack.post(payloads.interaction(confirm))
     await slack.settle()
-    assert len(await slack.app.db.jobs.list(limit=10)) == 2
+    assert len(await slack.app.db.jobs.list_jobs(limit=10)) == 2
 
     again = await slack.follow(again.id)
     assert again.status is JobStatus.DELIVERED
@@ -111,7 +111,7 @@ async def test_a_failed_clip_can_be_retried(slack: SlackHarness, simulator: Simu
     answer = await press(slack, "retry", job)
     assert buttons(answer) == [f"animate:retry-ok:{job.id}"]
     await press(slack, "retry-ok", job, ephemeral=True)
-    jobs = await slack.app.db.jobs.list(limit=10)
+    jobs = await slack.app.db.jobs.list_jobs(limit=10)
     assert len(jobs) == 2
 
 

@@ -27,7 +27,7 @@ def block_ids(view: dict[str, Any]) -> list[str]:
 
 
 async def assert_nothing_reserved(slack: SlackHarness) -> None:
-    assert await slack.app.db.jobs.list(limit=5) == []
+    assert await slack.app.db.jobs.list_jobs(limit=5) == []
     assert await slack.app.db.ledger.entries() == []
     assert slack.fake.calls_to("chat.postMessage") == []
 

@@ -61,7 +61,7 @@ async def test_a_replayed_request_is_refused_and_does_nothing_twice(slack: Slack
     again, text = await slack.post(body, headers=headers)
     await slack.settle()
     assert (first, again) == (200, 401) and "invalid request" in text
-    jobs = await slack.app.db.jobs.list(limit=10)
+    jobs = await slack.app.db.jobs.list_jobs(limit=10)
     assert len(jobs) == 1
     assert len(by_metadata(slack.fake.messages["C1"], REQUEST_EVENT)) == 1  # one reply
 

@@ -196,11 +196,14 @@ async def test_update_list_and_counts(db: Database, clock: FakeClock) -> None:
     with pytest.raises(UnknownJob):
         await db.jobs.update("nope", poll_count=1)
     await db.jobs.transition("job-1", S.FAILED, expect={S.RESERVED}, ledger="void")
-    assert [j.id for j in await db.jobs.list()] == ["job-3", "job-2", "job-1"]
-    assert [j.id for j in await db.jobs.list(limit=1)] == ["job-3"]
-    assert [j.id for j in await db.jobs.list(status=S.FAILED)] == ["job-1"]
-    assert [j.id for j in await db.jobs.list(status=ACTIVE, user_id="discord:alice")] == ["job-2"]
-    assert await db.jobs.list(status=[]) == []
+    assert [j.id for j in await db.jobs.list_jobs()] == ["job-3", "job-2", "job-1"]
+    assert [j.id for j in await db.jobs.list_jobs(limit=1)] == ["job-3"]
+    assert [j.id for j in await db.jobs.list_jobs(status=S.FAILED)] == ["job-1"]
+    mine = await db.jobs.list_jobs(status=ACTIVE, user_id="discord:alice")
+    assert [j.id for j in mine] == ["job-2"]
+    assert await db.jobs.list_jobs(status=[]) == []
+    with pytest.raises(ValueError, match="limit must be a whole number >= 0"):
+        await db.jobs.list_jobs(limit=-1)  # the same refusal on both backends
     assert await db.jobs.count_by_status() == {"reserved": 2, "failed": 1}
 
 
