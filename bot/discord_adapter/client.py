@@ -104,11 +104,13 @@ class _Hooks:
         await self.front.on_error(interaction, original)
 
 
-class AnimateClient(discord.Client):
-    def __init__(self, front: DiscordFrontDoor, **options: Any) -> None:
-        hooks = options.pop("hooks")
-        super().__init__(intents=intents(), **options)
-        self.hooks: _Hooks = hooks(self, front)
+class _AnimateEvents:
+    """What both clients (plain and sharded) do: the same hooks, whatever the base class."""
+
+    hooks: _Hooks
+
+    def _attach(self, client: discord.Client, front: DiscordFrontDoor, hooks: Any) -> None:
+        self.hooks = hooks(client, front)
         self.tree = self.hooks.tree
         self.presses = front
 
@@ -122,22 +124,18 @@ class AnimateClient(discord.Client):
         await self.hooks.on_interaction(interaction)
 
 
-class AnimateShardedClient(discord.AutoShardedClient):
+class AnimateClient(_AnimateEvents, discord.Client):
     def __init__(self, front: DiscordFrontDoor, **options: Any) -> None:
         hooks = options.pop("hooks")
         super().__init__(intents=intents(), **options)
-        self.hooks: _Hooks = hooks(self, front)
-        self.tree = self.hooks.tree
-        self.presses = front
+        self._attach(self, front, hooks)
 
-    async def setup_hook(self) -> None:
-        await self.hooks.setup()
 
-    async def on_ready(self) -> None:
-        await self.hooks.on_ready()
-
-    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
-        await self.hooks.on_interaction(interaction)
+class AnimateShardedClient(_AnimateEvents, discord.AutoShardedClient):
+    def __init__(self, front: DiscordFrontDoor, **options: Any) -> None:
+        hooks = options.pop("hooks")
+        super().__init__(intents=intents(), **options)
+        self._attach(self, front, hooks)
 
 
 def http_connector() -> aiohttp.TCPConnector:
