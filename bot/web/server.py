@@ -95,6 +95,10 @@ def make_runner(app: App, routes: Sequence[RouteFactory] = ()) -> web.AppRunner:
     )
 
 
+# After the endpoint (re)starts, jobs with the provider are looked at within this many seconds.
+CATCH_UP_S = 30.0
+
+
 def web_service(
     routes: Sequence[RouteFactory] = (), *, say: Callable[[str], None] = announce
 ) -> Service:
@@ -118,6 +122,12 @@ def web_service(
                 ) from None
             bound = runner.addresses[0][1] if runner.addresses else port
             say(f"web endpoint listening on http://{host}:{bound} ({_callbacks_note(app)})")
+            if app.links is not None and app.links.base_url is not None:
+                # callbacks sent while no endpoint listened are lost: look at those jobs soon
+                caught = await app.db.jobs.catch_up(within_s=CATCH_UP_S)
+                if caught:
+                    log.info("looking again within %.0f s at %d job(s)", CATCH_UP_S, caught)
+                    app.runner.wake()
             purger = asyncio.create_task(_purge_clips(app, stop), name="clip-purge")
             try:
                 await stop.wait()

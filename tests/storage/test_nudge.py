@@ -116,3 +116,26 @@ async def test_another_schema_is_another_channel(
             await mine.close()
     finally:
         await drop_schema(base, other_schema)
+
+
+async def test_catch_up_brings_far_looks_forward_and_leaves_the_rest(
+    db: Database, clock: FakeClock
+) -> None:
+    far = await make_job(db, clock)  # next look in 600 s
+    await db.jobs.transition(far, JobStatus.SUBMITTED, expect={JobStatus.RESERVED},
+                             provider_task_id="t1", next_check_at=clock.now + 600)  # fmt: skip
+    near = await make_job(db, clock)
+    await db.jobs.transition(near, JobStatus.SUBMITTED, expect={JobStatus.RESERVED},
+                             provider_task_id="t2", next_check_at=clock.now + 10)  # fmt: skip
+    leased = await make_job(db, clock)
+    await db.jobs.transition(leased, JobStatus.SUBMITTED, expect={JobStatus.RESERVED},
+                             provider_task_id="t3", next_check_at=clock.now)  # fmt: skip
+    [claimed] = await db.jobs.claim_due("r", now=clock.now, limit=1, lease_s=900)
+    assert claimed.id == leased
+    reserved = await make_job(db, clock)  # not with the provider yet: not touched
+    assert await db.jobs.catch_up(within_s=30) == 1
+    jobs = {j.id: j for j in await db.jobs.list_jobs()}
+    assert clock.now <= (jobs[far].next_check_at or 0) <= clock.now + 30
+    assert jobs[near].next_check_at == clock.now + 10
+    assert jobs[leased].next_check_at == clock.now + 900
+    assert jobs[reserved].next_check_at == clock.now + 600

@@ -101,3 +101,50 @@ async def test_web_says_which_setting_to_change_when_its_port_is_taken(
         taken.close()
     assert proc.returncode == 1
     assert "WEB_PORT" in err.decode() and "Traceback" not in err.decode()
+
+
+async def test_a_callback_lost_while_down_is_caught_up_when_the_endpoint_starts(
+    simulator: Simulator, database_url: str, tmp_path: Path, png_file: Path
+) -> None:
+    """A deploy: the provider calls back while no endpoint listens and gives up. When
+    `serve` starts, it looks at the jobs with the provider within 30 s instead of at their
+    next safety-net poll (minutes away at this time scale)."""
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    settings = settings_for(
+        simulator, database_url,
+        time_scale=1.0, web_host="127.0.0.1", web_port=port,
+        public_base_url=f"http://127.0.0.1:{port}", clip_dir=str(tmp_path / "clips"),
+    )  # fmt: skip
+    env = {**os.environ, **env_for(settings)}
+    env.pop("PORT", None)
+    out = tmp_path / "out"
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "animate", str(png_file), "--prompt", "waves",
+        "--user", "alice", "--no-wait", "--json", "--out", str(out),
+        cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    cli_out, cli_err = await asyncio.wait_for(cli.communicate(), GUARD_S)
+    assert cli.returncode == 0, cli_err.decode()
+    job = json.loads(cli_out.decode().strip().splitlines()[-1])
+    [task] = simulator.tasks.values()
+    simulator.complete_now(task.id)
+    await simulator.sender.drain()  # every delivery attempt failed: nobody listened
+    assert simulator.sender.gave_up == 1 and simulator.sender.succeeded == 0
+    serve = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "serve", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert serve.stdout is not None
+    said: list[str] = []
+    try:
+        await read_until(serve.stdout, "web endpoint listening on", said)
+        delivered = await read_until(serve.stdout, "clip written to", said)
+        assert job["job_id"] in delivered
+    finally:
+        if serve.returncode is None:
+            serve.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(serve.communicate(), GUARD_S)
+    assert serve.returncode == 0, err.decode()
+    assert simulator.stats.polls[task.id] == 1  # found by the one catch-up poll
