@@ -79,7 +79,7 @@ def install_crash_hook(crash_at: int) -> list[int]:
 
         return hooked
 
-    for cls in (backend._SqliteTx, backend._PgTx):
+    for cls in (backend.SqliteTx, backend.PgTx):
         for name in ("fetch", "fetchrow", "fetchval", "execute"):
             setattr(cls, name, wrap(getattr(cls, name)))
     return count

@@ -29,7 +29,7 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Every SQL statement the PostgreSQL backend sends (BEGIN/COMMIT are not counted)."""
     seen: list[str] = []
     for name in ("fetch", "fetchrow", "fetchval", "execute"):
-        orig = getattr(backend_mod._PgTx, name)
+        orig = getattr(backend_mod.PgTx, name)
 
         def wrap(orig: Any = orig) -> Any:
             async def counted(self: Any, sql: str, *args: Any) -> Any:
@@ -38,7 +38,7 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
             return counted
 
-        monkeypatch.setattr(backend_mod._PgTx, name, wrap())
+        monkeypatch.setattr(backend_mod.PgTx, name, wrap())
     yield seen
 
 
