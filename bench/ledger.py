@@ -190,7 +190,9 @@ async def child_run(run: Run) -> dict[str, Any]:
                         )
                     else:
                         rows = await backend.write(
-                            lambda tx, amount=amount: _ceiling_step(tx, cid, amount, key)
+                            lambda tx, amount=amount, key=key: _ceiling_step(
+                                tx, cid, amount, key
+                            )
                         )
                     assert rows, "the ceiling's cap never refuses"
                 n += 1
@@ -223,12 +225,11 @@ async def run_level(url: str, processes: int, run: Run) -> tuple[float, int]:
     procs = []
     for p in range(processes):
         spec = json.dumps({**run.__dict__, "proc": p})
-        procs.append(
-            await asyncio.create_subprocess_exec(
-                sys.executable, __file__, "--child", spec,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            )  # fmt: skip
-        )
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--child", spec,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        procs.append(child)
     await asyncio.sleep(1.5)  # let every child import, connect and migrate before the start
     for p in procs:
         assert p.stdin is not None

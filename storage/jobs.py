@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import asdict
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from storage.backend import Backend, Tx, in_list, placeholders
 from storage.errors import (
@@ -22,7 +22,7 @@ from storage.errors import (
     QuotaExceeded,
     UnknownJob,
 )
-from storage.ledger import Ledger
+from storage.ledger import Ledger, NotPlain
 from storage.models import (
     ACTIVE,
     CreateResult,
@@ -36,6 +36,7 @@ from storage.models import (
 )
 from storage.notify import NOTIFY_SQL
 
+T = TypeVar("T")
 _JSON_FIELDS = frozenset({"params", "sink", "meta"})
 # fields `update()` and `transition(**fields)` may change; status has its own path
 UPDATABLE = frozenset(
@@ -115,7 +116,7 @@ class JobStore:
         now = self._clock()
         values = [_db_value(c, getattr(new, c)) for c in _NEW_COLUMNS]
 
-        async def run(tx: Tx) -> CreateResult | Refusal:
+        async def run(tx: Tx, plain: bool) -> CreateResult | Refusal:
             # The job row first: a concurrent duplicate of the same event waits on it here and
             # then finds it, before touching the ledger.
             row = await tx.fetchrow(
@@ -130,8 +131,9 @@ class JobStore:
                     raise DuplicateJob(f"job id {new.id!r} already exists")
                 return CreateResult(Job.from_row(existing), created=False)
             outcome = await self._ledger.reserve_in(
-                tx, ledger_key, scopes, new.cost_micros, new.model, f"job {new.id}", now
-            )
+                tx, ledger_key, scopes, new.cost_micros, new.model, f"job {new.id}", now,
+                plain_only=plain,
+            )  # fmt: skip
             if isinstance(outcome, Refusal):
                 # keep the recorded refusal, drop the job: it never existed for anyone else
                 await tx.execute("DELETE FROM jobs WHERE id = $1", new.id)
@@ -141,8 +143,9 @@ class JobStore:
             await tx.execute(_EVENT, new.id, now, None, JobStatus.RESERVED.value, "reserved")
             return CreateResult(Job.from_row(row), created=True)
 
+        await self._ledger.purge_now_and_then(now)
         try:
-            result = await self._db.write(run)
+            result = await self._plain_first(run)
         except Exception as exc:
             if _is_unique_violation(exc):
                 raise DuplicateJob(f"job id {new.id!r} already exists") from exc
@@ -150,6 +153,14 @@ class JobStore:
         if isinstance(result, Refusal):
             raise QuotaExceeded(result)
         return result
+
+    async def _plain_first(self, run: Callable[[Tx, bool], Awaitable[T]]) -> T:
+        """A write whose ledger step is first tried plain (fewest statements); when it is not
+        plain, nothing was kept and the write runs again with the careful step."""
+        try:
+            return await self._db.write(lambda tx: run(tx, True))
+        except NotPlain:
+            return await self._db.write(lambda tx: run(tx, False))
 
     async def get_input(self, job_id: str, slot: str = "image") -> StoredImage | None:
         """A job's prepared input image (None once purged, or for a job that had none)."""
@@ -290,7 +301,7 @@ class JobStore:
         fields.setdefault("status_reason", reason)
         sets, args = _set_clause(fields, 4)
 
-        async def run(tx: Tx) -> Job:
+        async def run(tx: Tx, plain: bool) -> Job:
             current = await tx.fetchrow(
                 f"SELECT * FROM jobs WHERE id = $1{self._db.for_update}",  # noqa: S608
                 job_id,
@@ -307,15 +318,16 @@ class JobStore:
             )  # fmt: skip
             assert row is not None
             await tx.execute(_EVENT, job_id, now, job.status.value, to.value, reason)
+            note = f"job {job_id}: {reason}"
             if ledger == "settle":
                 await self._ledger.settle_in(
-                    tx, job.ledger_key, settle_micros, f"job {job_id}: {reason}", now
+                    tx, job.ledger_key, settle_micros, note, now, plain_only=plain
                 )
             elif ledger == "void":
-                await self._ledger.void_in(tx, job.ledger_key, f"job {job_id}: {reason}", now)
+                await self._ledger.void_in(tx, job.ledger_key, note, now, plain_only=plain)
             return Job.from_row(row)
 
-        return await self._db.write(run)
+        return await self._plain_first(run)
 
     async def resolve_hold(
         self, job_id: str, outcome: Literal["settle", "void"], *, note: str

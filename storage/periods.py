@@ -5,6 +5,7 @@ Kept free of `bot` imports: storage must be usable (and testable) on its own.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 HOUR_S = 3600.0
@@ -19,6 +20,12 @@ def month_start(at: float) -> int:
     """Unix second of 00:00 UTC on the first day of the month containing `at`."""
     d = datetime.fromtimestamp(at, UTC)
     return int(datetime(d.year, d.month, 1, tzinfo=UTC).timestamp())
+
+
+def start_second(at: float) -> int:
+    """The whole second a reservation made at `at` counts in for the hourly cap: rounded up,
+    so that "started after now - 3600" never counts a start for less than the full hour."""
+    return math.ceil(at)
 
 
 def next_day(start: int) -> int:

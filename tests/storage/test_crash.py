@@ -195,7 +195,7 @@ async def test_sigkill_at_every_statement(backend: str, tmp_path: Path) -> None:
         code = await servers[0].run(url0, 0, tmp_path / "count")
         assert code == 0
         total = int((tmp_path / "count").read_text())
-        assert total > 20
+        assert total > 10  # the hook counts (PostgreSQL runs each plain step as one call)
         await verify_after_restart(url0)
 
         async def one(n: int) -> None:

@@ -57,7 +57,7 @@ async def test_plain_steps_are_one_statement_each(db: Database, statements: list
     await db.ledger.reserve(k2, U, 2_000)
     v = await db.ledger.void(k2)
     assert v.status == "voided" and len(statements) == 4
-    assert "ledger_reserve_fast" in statements[0] and "ledger_release_fast" in statements[3]
+    assert "ledger_reserve(" in statements[0] and "ledger_release(" in statements[3]
     assert await db.ledger.check_books() == []
 
 
@@ -87,15 +87,22 @@ async def test_what_is_not_plain_gets_the_general_answer(db: Database) -> None:
 async def test_a_global_money_cap_keeps_one_statement_and_stays_exact(
     db: Database, statements: list[str]
 ) -> None:
-    await db.ledger.set_limits("global", "*", daily_micros=5_000)
-    await db.ledger.reserve("warm", Scopes("x"), 1_000)  # creates all 16 day stripes
-    keys = [k for k in (f"k{i}" for i in range(200)) if stripe_of(k) == stripe_of("warm")]
+    await db.ledger.set_limits("global", "*", daily_micros=64_000)
+    # the first reservation under the cap creates all 16 stripes and cuts the cap into shares
+    # (63,000 of room: 3,937 or 3,938 each, plus the 1,000 on its own stripe)
+    await db.ledger.reserve("warm", Scopes("x"), 1_000)
+    keys = [k for k in (f"k{i}" for i in range(400)) if stripe_of(k) == stripe_of("warm")]
     statements.clear()
-    await db.ledger.reserve(keys[0], Scopes("x"), 3_000)
+    await db.ledger.reserve(keys[0], Scopes("x"), 2_000)  # within its stripe's share
     if db.backend == "postgres":
         assert len(statements) == 1
+    # past the stripe's share but within the cap: the shares are cut anew, nothing refused
+    await db.ledger.reserve(keys[1], Scopes("x2"), 9_000)
+    for i in range(5):
+        await db.ledger.reserve(keys[2 + i], Scopes(f"y{i}"), 10_000)
     with pytest.raises(QuotaExceeded) as info:  # the SUM over every stripe is full
-        await db.ledger.reserve(keys[1], Scopes("x"), 1_001)
-    assert (info.value.refusal.scope_kind, info.value.refusal.used) == ("global", 4_000)
-    await db.ledger.reserve(keys[2], Scopes("x"), 1_000)  # exactly to the cap
+        await db.ledger.reserve(keys[7], Scopes("z"), 2_001)
+    refusal = info.value.refusal
+    assert (refusal.scope_kind, refusal.used, refusal.remaining) == ("global", 62_000, 2_000)
+    await db.ledger.reserve(keys[8], Scopes("z"), 2_000)  # exactly to the cap
     assert await db.ledger.check_books() == []

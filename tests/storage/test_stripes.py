@@ -20,12 +20,18 @@ def test_stripe_of_is_pinned() -> None:
 
 
 async def global_rows(db: Database) -> list[Any]:
-    return await db.raw.read(
+    """The global stripes' counters, one row per period kind and stripe."""
+    rows = await db.raw.read(
         lambda tx: tx.fetch(
-            "SELECT period_kind, stripe, used_micros FROM budgets WHERE scope_kind = 'global'"
-            " ORDER BY period_kind, stripe"
+            "SELECT stripe, day_micros, month_micros FROM accounts WHERE scope_kind = 'global'"
+            " ORDER BY stripe"
         )
     )
+    return [
+        {"period_kind": kind, "stripe": r["stripe"], "used_micros": r[f"{kind}_micros"]}
+        for kind in ("day", "month")
+        for r in rows
+    ]
 
 
 async def test_without_a_global_cap_each_hold_raises_its_own_stripe(db: Database) -> None:

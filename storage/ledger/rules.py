@@ -1,0 +1,267 @@
+"""The money rules: when a reservation fits, in one place.
+
+A reservation of `amount` fits when, for each scope that applies - the person, their server
+(if any), the whole bot, checked in that order - every cap that is set has room:
+
+- clips at once:   running + 1 <= concurrent cap   (holds still held)
+- clips per hour:  started + 1 <= hourly cap       (held or settled starts of the last hour)
+- money per day:   used + amount <= daily cap      (held + settled, in the UTC day of the
+- money per month: used + amount <= monthly cap     reservation; likewise the UTC month)
+
+The caps of a scope are its own (`limits set`), else the operator's defaults (settings); for
+a person, their roles' caps (`Scopes.user_defaults`) replace the operator's default. The
+database decides with two conditional statements, each one write that checks and counts
+(`RESERVE_ACCOUNTS`, `RECORD_START`): a row that has no room is left alone, and the
+reservation is then refused - `first_refusal` says which cap refused and with what numbers.
+
+The "last hour" is counted in whole seconds: a clip started at 12:00:00.4 counts as started
+at 12:00:01 and stops counting at 13:00:01, never earlier than the exact hour.
+
+The bot-wide scope is 16 accounts ("stripes", see escrow.py); under a bot-wide money or
+concurrency cap each stripe checks against its share of the cap, and the shares add up to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from storage.models import LIMIT_FIELDS, Limits, Refusal, ScopeKind
+from storage.periods import HOUR_S, next_day, next_month
+
+# the account columns that hold a scope's own caps, in `Limits` field order
+CAP_COLUMNS = ("daily_cap", "monthly_cap", "concurrent_cap", "hourly_cap")
+NO_CAP = -1  # a cap column's value for "set to no cap" (NULL = use the default)
+
+# The scopes of a reservation as rows, in the fixed lock order: user, server, global (the
+# hottest row last, so its lock is held the shortest). $1 user, $2 server (NULL: none),
+# $3 the hold's global stripe.
+SCOPES = (
+    "(SELECT 1 AS rank, 'user' AS kind, CAST($1 AS TEXT) AS id, 0 AS stripe"
+    " UNION ALL SELECT 2, 'server', CAST($2 AS TEXT), 0"
+    " UNION ALL SELECT 3, 'global', '*', CAST($3 AS INTEGER)) AS v"
+)
+
+
+def _default(kind: str, first: int) -> str:
+    """The default cap of a row's kind: parameters $first (user), +1 (server), +2 (global)."""
+    return (
+        f"CASE {kind} WHEN 'user' THEN CAST(${first} AS BIGINT)"
+        f" WHEN 'server' THEN CAST(${first + 1} AS BIGINT) ELSE CAST(${first + 2} AS BIGINT) END"
+    )
+
+
+def _cap(column: str, first: int) -> str:
+    """An account's cap: its own setting, else the default for its kind (NULL = no cap)."""
+    return (
+        f"CASE WHEN a.{column} IS NULL THEN {_default('a.scope_kind', first)}"
+        f" WHEN a.{column} < 0 THEN NULL ELSE a.{column} END"
+    )
+
+
+def _money_fits(period: str, cap: str) -> str:
+    """used + amount <= cap in the reservation's period ($4 day / $5 month, $6 amount).
+
+    A global stripe checks against its share of the cap instead (escrow.py), and only when the
+    share was cut from this very cap for this very period.
+    """
+    start = "$4" if period == "day" else "$5"
+    used = f"CASE WHEN a.{period}_start = {start} THEN a.{period}_micros ELSE 0 END"
+    return (
+        f"(({cap}) IS NULL OR CASE WHEN a.scope_kind = 'global'"
+        f" THEN a.{period}_start = {start} AND a.{period}_share_of = ({cap})"
+        f" AND a.{period}_micros + CAST($6 AS BIGINT) <= a.{period}_share"
+        f" ELSE {used} + CAST($6 AS BIGINT) <= ({cap}) END)"
+    )
+
+
+def _running_fits(cap: str) -> str:
+    return (
+        f"(({cap}) IS NULL OR CASE WHEN a.scope_kind = 'global'"
+        f" THEN a.running_share_of = ({cap}) AND a.running + 1 <= a.running_share"
+        f" ELSE a.running + 1 <= ({cap}) END)"
+    )
+
+
+def _new_account_fits() -> str:
+    """A scope's first reservation: the defaults are its caps. A bot-wide cap needs shares
+    first, which the careful path cuts (so a new global stripe under a cap is never plain)."""
+    d, m, c = (_default("v.kind", n) for n in (7, 10, 13))
+    return (
+        f"CASE WHEN v.kind = 'global' THEN ({d}) IS NULL AND ({m}) IS NULL AND ({c}) IS NULL"
+        f" ELSE (({d}) IS NULL OR CAST($6 AS BIGINT) <= ({d}))"
+        f" AND (({m}) IS NULL OR CAST($6 AS BIGINT) <= ({m}))"
+        f" AND (({c}) IS NULL OR 1 <= ({c})) END"
+    )
+
+
+def _rolled(period: str, column: str, start: str, otherwise: str = "0") -> str:
+    """An account column as of the reservation's period: a later period starts afresh."""
+    return f"CASE WHEN a.{period}_start = {start} THEN a.{column} ELSE {otherwise} END"
+
+
+# Count one reservation on the accounts of its scopes, each only where every money and
+# concurrency cap has room; RETURNING names the accounts counted (all of them, or the
+# reservation is refused). A period never moves backwards: an account already in a later day
+# or month than the reservation (another process's clock ran ahead) is left alone.
+# $1 user, $2 server, $3 stripe, $4 day, $5 month, $6 amount; default caps:
+# $7-$9 daily, $10-$12 monthly, $13-$15 concurrent (user, server, global each).
+RESERVE_ACCOUNTS = (
+    "INSERT INTO accounts AS a (scope_kind, scope_id, stripe, day_start, day_micros, day_held,"  # noqa: S608
+    " month_start, month_micros, month_held, running)"
+    " SELECT v.kind, v.id, v.stripe, CAST($4 AS BIGINT), CAST($6 AS BIGINT), CAST($6 AS BIGINT),"
+    " CAST($5 AS BIGINT), CAST($6 AS BIGINT), CAST($6 AS BIGINT), 1"
+    f" FROM {SCOPES}"
+    f" WHERE v.id IS NOT NULL AND ({_new_account_fits()} OR EXISTS (SELECT 1 FROM accounts e"
+    " WHERE e.scope_kind = v.kind AND e.scope_id = v.id AND e.stripe = v.stripe))"
+    " ORDER BY v.rank"
+    " ON CONFLICT (scope_kind, scope_id, stripe) DO UPDATE SET"
+    f" day_micros = {_rolled('day', 'day_micros', '$4')} + CAST($6 AS BIGINT),"
+    f" day_held = {_rolled('day', 'day_held', '$4')} + CAST($6 AS BIGINT),"
+    f" day_share = {_rolled('day', 'day_share', '$4', 'NULL')}, day_start = CAST($4 AS BIGINT),"
+    f" month_micros = {_rolled('month', 'month_micros', '$5')} + CAST($6 AS BIGINT),"
+    f" month_held = {_rolled('month', 'month_held', '$5')} + CAST($6 AS BIGINT),"
+    f" month_share = {_rolled('month', 'month_share', '$5', 'NULL')},"
+    " month_start = CAST($5 AS BIGINT),"
+    " running = a.running + 1"
+    " WHERE a.day_start <= CAST($4 AS BIGINT) AND a.month_start <= CAST($5 AS BIGINT)"
+    f" AND {_money_fits('day', _cap('daily_cap', 7))}"
+    f" AND {_money_fits('month', _cap('monthly_cap', 10))}"
+    f" AND {_running_fits(_cap('concurrent_cap', 13))}"
+    " RETURNING scope_kind"
+)
+
+
+def _hourly_cap() -> str:
+    """The hourly cap of a reservation's scope `v`: its account `o`'s own, else the default."""
+    return (
+        f"CASE WHEN o.hourly_cap IS NULL THEN {_default('v.kind', 6)}"
+        " WHEN o.hourly_cap < 0 THEN NULL ELSE o.hourly_cap END"
+    )
+
+
+# Record the start of one reservation in its second, per scope, only where the hourly cap has
+# room. Runs after RESERVE_ACCOUNTS, whose row locks order every reservation of a scope, so
+# (PostgreSQL, READ COMMITTED) this statement's snapshot holds every earlier start of it.
+# The bot-wide hourly cap sums all 16 stripes; that needs them all locked ($9 = 1, only the
+# careful path), so without the locks a bot-wide hourly cap is never plain.
+# $1 user, $2 server, $3 stripe, $4 the start's second, $5 now; default hourly caps $6-$8.
+RECORD_START = (
+    "INSERT INTO account_starts AS t (scope_kind, scope_id, stripe, at_second, started)"  # noqa: S608
+    f" SELECT v.kind, v.id, v.stripe, CAST($4 AS BIGINT), 1 FROM {SCOPES}"
+    " LEFT JOIN accounts o ON o.scope_kind = v.kind AND o.scope_id = v.id AND o.stripe = v.stripe"
+    f" WHERE v.id IS NOT NULL AND (({_hourly_cap()}) IS NULL OR ((v.kind <> 'global' OR $9 = 1)"
+    " AND (SELECT COALESCE(SUM(s.started), 0) FROM account_starts s WHERE s.scope_kind = v.kind"
+    " AND s.scope_id = v.id AND s.at_second > CAST($5 AS DOUBLE PRECISION) - 3600)"
+    f" < ({_hourly_cap()})))"
+    " ORDER BY v.rank"
+    " ON CONFLICT (scope_kind, scope_id, stripe, at_second) DO UPDATE SET started = t.started + 1"
+    " RETURNING scope_kind"
+)
+
+
+def defaults_args(user: Limits, server: Limits, glob: Limits, field: str) -> list[int | None]:
+    return [getattr(user, field), getattr(server, field), getattr(glob, field)]
+
+
+def reserve_accounts_args(
+    user_id: str, server_id: str | None, stripe: int, day: int, month: int, amount: int,
+    caps: tuple[Limits, Limits, Limits],
+) -> list[Any]:  # fmt: skip
+    return [
+        user_id, server_id, stripe, day, month, amount,
+        *defaults_args(*caps, "daily_micros"),
+        *defaults_args(*caps, "monthly_micros"),
+        *defaults_args(*caps, "concurrent_jobs"),
+    ]  # fmt: skip
+
+
+def record_start_args(
+    user_id: str, server_id: str | None, stripe: int, second: int, now: float,
+    caps: tuple[Limits, Limits, Limits], all_stripes_locked: bool,
+) -> list[Any]:  # fmt: skip
+    return [
+        user_id, server_id, stripe, second, now, *defaults_args(*caps, "jobs_per_hour"),
+        1 if all_stripes_locked else 0,
+    ]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- explaining
+
+
+def effective_limits(own: dict[str, int | None], base: Limits) -> Limits:
+    """A scope's caps from its account's cap columns (NULL = `base`, -1 = no cap)."""
+    values: dict[str, int | None] = {}
+    for field_name, column in zip(LIMIT_FIELDS, CAP_COLUMNS, strict=True):
+        value = own.get(column)
+        if value is None:
+            values[field_name] = getattr(base, field_name)
+        else:
+            values[field_name] = None if value == NO_CAP else int(value)
+    return Limits(**values)
+
+
+@dataclass(frozen=True)
+class ScopeUse:
+    """What a scope has in use when a reservation is decided (global: all stripes summed)."""
+
+    kind: ScopeKind
+    scope_id: str
+    limits: Limits
+    day_micros: int  # in the reservation's UTC day
+    month_micros: int  # in its UTC month
+    running: int
+    starts: tuple[tuple[int, int], ...]  # (second, clips) of the last hour, oldest first
+
+    @property
+    def started(self) -> int:
+        return sum(n for _, n in self.starts)
+
+
+def first_refusal(uses: list[ScopeUse], amount: int, day: int, month: int) -> Refusal | None:
+    """The first cap without room, scope by scope (user, server, bot) and, within a scope,
+    clips at once, clips per hour, money per day, money per month; None = it fits."""
+    for use in uses:
+        lim = use.limits
+        if lim.concurrent_jobs is not None and use.running + 1 > lim.concurrent_jobs:
+            return _count_refusal(use, "concurrent_jobs", lim.concurrent_jobs, use.running, None)
+        if lim.jobs_per_hour is not None and use.started + 1 > lim.jobs_per_hour:
+            reset = hourly_reset(use.starts, lim.jobs_per_hour)
+            return _count_refusal(use, "jobs_per_hour", lim.jobs_per_hour, use.started, reset)
+        if lim.daily_micros is not None and use.day_micros + amount > lim.daily_micros:
+            return money_refusal(use, "daily", lim.daily_micros, use.day_micros, amount, day)
+        if lim.monthly_micros is not None and use.month_micros + amount > lim.monthly_micros:
+            used = use.month_micros
+            return money_refusal(use, "monthly", lim.monthly_micros, used, amount, month)
+    return None
+
+
+def hourly_reset(starts: tuple[tuple[int, int], ...], cap: int) -> float | None:
+    """When a slot frees: when the (started - cap + 1)-th oldest start leaves the hour."""
+    must_leave = sum(n for _, n in starts) - cap + 1
+    seen = 0
+    for second, n in starts:
+        seen += n
+        if seen >= must_leave:
+            return float(second) + HOUR_S
+    return None
+
+
+def _count_refusal(
+    use: ScopeUse, cap: Any, limit: int, used: int, resets_at: float | None
+) -> Refusal:
+    return Refusal(
+        scope_kind=use.kind, scope_id=use.scope_id, cap=cap, limit=limit, used=used,
+        requested=1, remaining=max(0, limit - used), unit="jobs", resets_at=resets_at,
+    )  # fmt: skip
+
+
+def money_refusal(
+    use: ScopeUse, cap: Any, limit: int, used: int, amount: int, start: int
+) -> Refusal:
+    return Refusal(
+        scope_kind=use.kind, scope_id=use.scope_id, cap=cap, limit=limit, used=used,
+        requested=amount, remaining=max(0, limit - used), unit="micros",
+        resets_at=float(next_day(start) if cap == "daily" else next_month(start)),
+    )  # fmt: skip
+

@@ -1,0 +1,89 @@
+"""The ledger's other statements: holds, the history, giving money back, reading accounts.
+
+Parameters are numbered for both backends (`$1`; SQLite reads them as `?1`). The statements a
+plain reserve, settle or void runs are also the body of the PostgreSQL functions (plpgsql.py).
+"""
+
+from __future__ import annotations
+
+from storage.ledger.rules import SCOPES
+
+# $1 key, $2 amount, $3 user, $4 server, $5 model, $6 note, $7 day, $8 month, $9 stripe, $10 now
+INSERT_HOLD = (
+    "INSERT INTO holds (key, status, amount_micros, settled_micros, user_id, server_id, model,"
+    " note, day_start, month_start, stripe, created_at, updated_at)"
+    " VALUES ($1, 'held', $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $10)"
+    " ON CONFLICT (key) DO NOTHING RETURNING key"
+)
+# $1 at, $2 key, $3 kind, $4 amount, $5 user, $6 server, $7 model, $8 note
+ENTRY = (
+    "INSERT INTO entries (at, key, kind, amount_micros, user_id, server_id, model, note)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+)
+# $1 key, $2 amount (NULL = the whole hold), $3 now
+SETTLE_HOLD = (
+    "UPDATE holds SET status = 'settled',"
+    " settled_micros = COALESCE(CAST($2 AS BIGINT), amount_micros), updated_at = $3"
+    " WHERE key = $1 AND status = 'held'"
+    " AND COALESCE(CAST($2 AS BIGINT), amount_micros) <= amount_micros RETURNING *"
+)
+# $1 key, $2 now
+VOID_HOLD = (
+    "UPDATE holds SET status = 'voided', updated_at = $2"
+    " WHERE key = $1 AND status = 'held' RETURNING *"
+)
+REFUSE_HOLD = "UPDATE holds SET status = 'refused', refusal = $2, updated_at = $3 WHERE key = $1"
+HOLD = "SELECT * FROM holds WHERE key = $1"
+MOVE_HOLD = "UPDATE holds SET day_start = $2, month_start = $3 WHERE key = $1"
+
+# Give back what a hold no longer uses, to the periods it was reserved in (nothing when its
+# account has moved on to a later period: that period is over), scope by scope in the lock
+# order. A missing account cannot be given anything: its row comes back with day_start -1
+# (the books are broken; never silently made up).
+# $1 user, $2 server, $3 stripe, $4 day, $5 month, $6 money leaving use, $7 money leaving held
+RELEASE_ACCOUNTS = (
+    "INSERT INTO accounts AS a (scope_kind, scope_id, stripe, day_start)"  # noqa: S608
+    f" SELECT v.kind, v.id, v.stripe, -1 FROM {SCOPES} WHERE v.id IS NOT NULL ORDER BY v.rank"
+    " ON CONFLICT (scope_kind, scope_id, stripe) DO UPDATE SET running = a.running - 1,"
+    " day_micros = a.day_micros - CASE WHEN a.day_start = $4 THEN CAST($6 AS BIGINT) ELSE 0 END,"
+    " day_held = a.day_held - CASE WHEN a.day_start = $4 THEN CAST($7 AS BIGINT) ELSE 0 END,"
+    " month_micros = a.month_micros"
+    " - CASE WHEN a.month_start = $5 THEN CAST($6 AS BIGINT) ELSE 0 END,"
+    " month_held = a.month_held - CASE WHEN a.month_start = $5 THEN CAST($7 AS BIGINT) ELSE 0 END"
+    " RETURNING scope_kind, day_start"
+)
+# A void takes its start back (a start older than the hour may be purged already).
+# $1 user, $2 server, $3 stripe, $4 the start's second
+VOID_STARTS = (
+    "UPDATE account_starts SET started = started - 1 WHERE at_second = $4"
+    " AND ((scope_kind = 'user' AND scope_id = $1 AND stripe = 0)"
+    " OR (scope_kind = 'server' AND scope_id = $2 AND stripe = 0)"
+    " OR (scope_kind = 'global' AND scope_id = '*' AND stripe = $3))"
+)
+
+# Every account a reservation may touch, created when missing and locked (an update that
+# changes nothing) in the fixed order: user, server, every global stripe in stripe order.
+# $1 user, $2 server
+LOCK_ACCOUNTS = (
+    "INSERT INTO accounts AS a (scope_kind, scope_id, stripe)"  # noqa: S608
+    " SELECT v.kind, v.id, v.stripe FROM (SELECT 1 AS rank, 'user' AS kind,"
+    " CAST($1 AS TEXT) AS id, 0 AS stripe UNION ALL SELECT 2, 'server', CAST($2 AS TEXT), 0"
+    + "".join(f" UNION ALL SELECT 3, 'global', '*', {i}" for i in range(16))
+    + ") AS v WHERE v.id IS NOT NULL ORDER BY v.rank, v.stripe"
+    " ON CONFLICT (scope_kind, scope_id, stripe) DO UPDATE SET stripe = a.stripe RETURNING *"
+)
+# the same accounts, read without locks (usage); $1 user, $2 server
+SCOPE_ACCOUNTS = (
+    "SELECT * FROM accounts WHERE (scope_kind = 'user' AND scope_id = $1)"
+    " OR (scope_kind = 'server' AND scope_id = $2) OR scope_kind = 'global'"
+    " ORDER BY CASE scope_kind WHEN 'user' THEN 1 WHEN 'server' THEN 2 ELSE 3 END, stripe"
+)
+# clips started in the last hour per scope and second; $1 user, $2 server, $3 now
+SCOPE_STARTS = (
+    "SELECT scope_kind, at_second, SUM(started) AS n FROM account_starts"
+    " WHERE ((scope_kind = 'user' AND scope_id = $1) OR (scope_kind = 'server' AND scope_id = $2)"
+    " OR scope_kind = 'global') AND at_second > CAST($3 AS DOUBLE PRECISION) - 3600"
+    " GROUP BY scope_kind, at_second ORDER BY at_second"
+)
+# starts older than the hour (and a minute) count for nothing; $1 the oldest second to keep
+PURGE_STARTS = "DELETE FROM account_starts WHERE at_second < $1"

@@ -1,0 +1,349 @@
+"""Reserve, settle and void inside a caller's transaction - each in two flavours.
+
+The plain flavour is what nearly every call is: a new key that fits, or a held key settled or
+voided. It runs the fewest statements (the hold, the history line, one conditional write per
+table of counters) and raises `NotPlain` the moment anything is not plain; the caller then
+discards its transaction and runs the careful flavour. On PostgreSQL the plain flavour is one
+call of a function that runs the same statements (plpgsql.py): one round trip.
+
+The careful flavour is always right: it answers repeats, locks every account of the
+reservation in the fixed order (user, server, the 16 global stripes), explains a refusal
+(rules.first_refusal) and records it, cuts fresh bot-wide shares, and moves a reservation
+whose clock is behind to the period another process already opened. It then runs the very
+same conditional writes, which must pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from providers.money import format_usd
+from storage.backend import Row, Tx
+from storage.errors import (
+    IdempotencyConflict,
+    InvalidLedgerTransition,
+    StorageError,
+    UnknownReservation,
+)
+from storage.ledger import escrow
+from storage.ledger import statements as sql
+from storage.ledger.rules import (
+    CAP_COLUMNS,
+    RECORD_START,
+    RESERVE_ACCOUNTS,
+    ScopeUse,
+    effective_limits,
+    first_refusal,
+    record_start_args,
+    reserve_accounts_args,
+)
+from storage.models import Limits, Refusal, Reservation, Scopes
+from storage.periods import day_start, month_start, start_second
+
+# PostgreSQL: the plain steps as one statement each (migration 0008); SQLSTATE LG001 = not
+# plain, nothing written.
+RESERVE_FAST = "SELECT ledger_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+RELEASE_FAST = "SELECT * FROM ledger_release($1, $2, $3, $4, $5)"
+NOT_PLAIN_SQLSTATE = "LG001"
+# A hold committed between a settle's UPDATE and its SELECT (PostgreSQL, READ COMMITTED) is
+# taken by trying the UPDATE again; the SELECT must never misreport it.
+_APPEARED_RETRIES = 3
+
+
+class NotPlain(Exception):
+    """The plain flavour cannot finish this step; nothing of it may be kept (roll back)."""
+
+
+def is_not_plain(exc: BaseException) -> bool:
+    return getattr(exc, "sqlstate", None) == NOT_PLAIN_SQLSTATE
+
+
+@dataclass(frozen=True)
+class Hold:
+    """One reservation as asked for: who, how much, when."""
+
+    key: str
+    scopes: Scopes
+    amount: int
+    model: str
+    note: str
+    now: float
+
+    @property
+    def stripe(self) -> int:
+        return escrow.stripe_of(self.key)
+
+    def held(self) -> Reservation:
+        return Reservation(
+            key=self.key, status="held", amount_micros=self.amount, settled_micros=0,
+            user_id=self.scopes.user_id, server_id=self.scopes.server_id, model=self.model,
+            created_at=self.now, updated_at=self.now,
+        )  # fmt: skip
+
+
+# the base caps of a reservation's scopes: the operator's defaults (or the person's roles')
+Caps = tuple[Limits, Limits, Limits]
+
+
+def fast_reserve_args(hold: Hold, caps: Caps) -> list[Any]:
+    flat = [getattr(lim, f) for f in _FIELDS for lim in caps]
+    s = hold.scopes
+    return [
+        hold.key, hold.amount, s.user_id, s.server_id, hold.model, hold.note,
+        day_start(hold.now), month_start(hold.now), hold.stripe, hold.now,
+        start_second(hold.now), flat,
+    ]  # fmt: skip
+
+
+_FIELDS = ("daily_micros", "monthly_micros", "concurrent_jobs", "jobs_per_hour")
+
+
+# --------------------------------------------------------------------------- reserve
+
+
+async def reserve_plain(tx: Tx, backend: str, hold: Hold, caps: Caps) -> Reservation | Refusal:
+    """A new key that fits, or the answer already given to a repeated one; else NotPlain."""
+    if backend == "postgres":
+        try:
+            await tx.execute(RESERVE_FAST, *fast_reserve_args(hold, caps))
+        except Exception as exc:
+            if is_not_plain(exc):
+                raise NotPlain from exc
+            raise
+        return hold.held()
+    s, now = hold.scopes, hold.now
+    day, month = day_start(now), month_start(now)
+    if await _insert_hold(tx, hold, day, month) is None:
+        return await _repeat(tx, hold)
+    await tx.execute(sql.ENTRY, now, hold.key, "reserve", hold.amount, s.user_id, s.server_id,
+                     hold.model, hold.note)  # fmt: skip
+    scopes = len(s.chain())
+    counted = await tx.fetch(
+        RESERVE_ACCOUNTS,
+        *reserve_accounts_args(s.user_id, s.server_id, hold.stripe, day, month, hold.amount, caps),
+    )
+    if len(counted) != scopes:
+        raise NotPlain
+    started = await tx.fetch(
+        RECORD_START,
+        *record_start_args(s.user_id, s.server_id, hold.stripe, start_second(now), now, caps,
+                           False),
+    )  # fmt: skip
+    if len(started) != scopes:
+        raise NotPlain
+    return hold.held()
+
+
+async def reserve_careful(tx: Tx, hold: Hold, caps: Caps) -> Reservation | Refusal:
+    """The reservation with every case handled; a refusal is recorded under its key."""
+    s, now = hold.scopes, hold.now
+    day, month = day_start(now), month_start(now)
+    if await _insert_hold(tx, hold, day, month) is None:
+        return await _repeat(tx, hold)
+    accounts = await tx.fetch(sql.LOCK_ACCOUNTS, s.user_id, s.server_id)
+    # periods only move forward: behind another process's clock, count in its later period
+    later_day = max(int(a["day_start"]) for a in accounts)
+    later_month = max(int(a["month_start"]) for a in accounts)
+    if later_day > day or later_month > month:
+        day, month = max(day, later_day), max(month, later_month)
+        await tx.execute(sql.MOVE_HOLD, hold.key, day, month)
+    starts = await tx.fetch(sql.SCOPE_STARTS, s.user_id, s.server_id, now)
+    uses = scope_uses(s, accounts, starts, caps, day, month)
+    refusal = first_refusal(uses, hold.amount, day, month)
+    if refusal is not None:
+        await tx.execute(sql.REFUSE_HOLD, hold.key, refusal.to_json(), now)
+        why = refusal.message()
+        await tx.execute(sql.ENTRY, now, hold.key, "refuse", hold.amount, s.user_id, s.server_id,
+                         hold.model, f"{hold.note}: {why}" if hold.note else why)  # fmt: skip
+        return refusal
+    await _share_the_bot_caps(tx, uses[-1], hold, day, month)
+    await tx.execute(sql.ENTRY, now, hold.key, "reserve", hold.amount, s.user_id, s.server_id,
+                     hold.model, hold.note)  # fmt: skip
+    counted = await tx.fetch(
+        RESERVE_ACCOUNTS,
+        *reserve_accounts_args(s.user_id, s.server_id, hold.stripe, day, month, hold.amount, caps),
+    )
+    started = await tx.fetch(
+        RECORD_START,
+        *record_start_args(s.user_id, s.server_id, hold.stripe, start_second(now), now, caps,
+                           True),
+    )  # fmt: skip
+    if len(counted) != len(uses) or len(started) != len(uses):
+        raise StorageError(
+            f"reservation {hold.key!r}: the caps said it fits but the counters refused it "
+            f"({len(counted)} and {len(started)} of {len(uses)} scopes); nothing was reserved"
+        )
+    return hold.held()
+
+
+async def _insert_hold(tx: Tx, hold: Hold, day: int, month: int) -> Row | None:
+    s = hold.scopes
+    return await tx.fetchrow(
+        sql.INSERT_HOLD, hold.key, hold.amount, s.user_id, s.server_id, hold.model, hold.note,
+        day, month, hold.stripe, hold.now,
+    )  # fmt: skip
+
+
+async def _repeat(tx: Tx, hold: Hold) -> Reservation | Refusal:
+    """A key seen before: the same request gets the same outcome; a different one is refused."""
+    row = await tx.fetchrow(sql.HOLD, hold.key)
+    assert row is not None
+    s = hold.scopes
+    same = (
+        row["user_id"] == s.user_id
+        and row["server_id"] == s.server_id
+        and int(row["amount_micros"]) == hold.amount
+    )
+    if not same:
+        raise IdempotencyConflict(
+            f"key {row['key']!r} was already used for {format_usd(int(row['amount_micros']))} "
+            f"(user {row['user_id']}, server {row['server_id']}); this request is "
+            f"{format_usd(hold.amount)} (user {s.user_id}, server {s.server_id})"
+        )
+    if row["status"] == "refused":
+        return Refusal.from_json(row["refusal"])
+    return Reservation.from_row(row)
+
+
+def scope_uses(
+    scopes: Scopes, accounts: list[Row], starts: list[Row], caps: Caps, day: int, month: int
+) -> list[ScopeUse]:
+    """What each scope of the reservation has in use (the global stripes summed)."""
+    base = {"user": caps[0], "server": caps[1], "global": caps[2]}
+    out = []
+    for kind, sid in scopes.chain():
+        rows = [a for a in accounts if a["scope_kind"] == kind and a["scope_id"] == sid]
+        own = {c: rows[0][c] for c in CAP_COLUMNS} if rows else {}
+        out.append(
+            ScopeUse(
+                kind=kind, scope_id=sid, limits=effective_limits(own, base[kind]),
+                day_micros=sum(int(a["day_micros"]) for a in rows if a["day_start"] == day),
+                month_micros=sum(
+                    int(a["month_micros"]) for a in rows if a["month_start"] == month
+                ),
+                running=sum(int(a["running"]) for a in rows),
+                starts=tuple(
+                    (int(r["at_second"]), int(r["n"])) for r in starts if r["scope_kind"] == kind
+                ),
+            )
+        )  # fmt: skip
+    return out
+
+
+async def _share_the_bot_caps(tx: Tx, glob: ScopeUse, hold: Hold, day: int, month: int) -> None:
+    """Under a bot-wide money or concurrency cap, cut fresh shares (all stripes are locked)."""
+    lim = glob.limits
+    capped = [
+        ("day", lim.daily_micros, glob.day_micros, hold.amount),
+        ("month", lim.monthly_micros, glob.month_micros, hold.amount),
+        ("running", lim.concurrent_jobs, glob.running, 1),
+    ]
+    if all(cap is None for _, cap, _, _ in capped):
+        return
+    await tx.execute(escrow.ROLL_STRIPES, day, month)
+    for counter, cap, total, need in capped:
+        if cap is not None:
+            await escrow.cut_shares(tx, counter, total, need, cap, hold.stripe)
+
+
+# --------------------------------------------------------------------------- settle, void
+
+
+async def release_plain(
+    tx: Tx, backend: str, key: str, kind: Literal["settle", "void"], amount: int | None,
+    note: str, now: float,
+) -> Reservation:  # fmt: skip
+    """A held key settled (at most the held amount) or voided; else NotPlain."""
+    if backend == "postgres":
+        try:
+            rows = await tx.fetch(RELEASE_FAST, key, kind, amount, now, note)
+        except Exception as exc:
+            if is_not_plain(exc):
+                raise NotPlain from exc
+            raise
+        return Reservation.from_row(rows[0])
+    if kind == "settle":
+        row = await tx.fetchrow(sql.SETTLE_HOLD, key, amount, now)
+    else:
+        row = await tx.fetchrow(sql.VOID_HOLD, key, now)
+    if row is None:
+        raise NotPlain
+    await _release(tx, row, kind, note, now)
+    return Reservation.from_row(row)
+
+
+async def settle_careful(
+    tx: Tx, key: str, amount: int | None, note: str, now: float
+) -> Reservation:
+    for _ in range(_APPEARED_RETRIES):
+        row = await tx.fetchrow(sql.SETTLE_HOLD, key, amount, now)
+        if row is not None:
+            break
+        existing = await tx.fetchrow(sql.HOLD, key)
+        fits = existing is not None and (amount is None or amount <= existing["amount_micros"])
+        if existing is not None and existing["status"] == "held" and fits:
+            continue  # reserved concurrently: committed after our UPDATE's snapshot
+        if existing is None or existing["status"] == "refused":
+            raise UnknownReservation(f"no reservation is held under key {key!r}")
+        status = existing["status"]
+        if status == "settled":
+            if amount is None or amount == int(existing["settled_micros"]):
+                return Reservation.from_row(existing)
+            raise IdempotencyConflict(
+                f"reservation {key!r} is already settled at "
+                f"{format_usd(int(existing['settled_micros']))}, not {format_usd(amount)}"
+            )
+        if status == "voided":
+            raise InvalidLedgerTransition(f"reservation {key!r} was voided; it cannot settle")
+        raise InvalidLedgerTransition(
+            f"cannot settle {format_usd(amount or 0)} on reservation {key!r}: only "
+            f"{format_usd(int(existing['amount_micros']))} is held"
+        )
+    else:
+        raise StorageError(f"reservation {key!r} kept changing; settle it again")
+    await _release(tx, row, "settle", note, now)
+    return Reservation.from_row(row)
+
+
+async def void_careful(tx: Tx, key: str, note: str, now: float) -> Reservation:
+    for _ in range(_APPEARED_RETRIES):
+        row = await tx.fetchrow(sql.VOID_HOLD, key, now)
+        if row is not None:
+            break
+        existing = await tx.fetchrow(sql.HOLD, key)
+        if existing is not None and existing["status"] == "held":
+            continue  # reserved concurrently: committed after our UPDATE's snapshot
+        if existing is None or existing["status"] == "refused":
+            raise UnknownReservation(f"no reservation is held under key {key!r}")
+        if existing["status"] == "voided":
+            return Reservation.from_row(existing)
+        raise InvalidLedgerTransition(f"reservation {key!r} is settled; it cannot be voided")
+    else:
+        raise StorageError(f"reservation {key!r} kept changing; void it again")
+    await _release(tx, row, "void", note, now)
+    return Reservation.from_row(row)
+
+
+async def _release(
+    tx: Tx, row: Row, kind: Literal["settle", "void"], note: str, now: float
+) -> None:
+    """The history line, then what the hold no longer uses given back, scope by scope."""
+    amount, settled = int(row["amount_micros"]), int(row["settled_micros"])
+    logged = settled if kind == "settle" else amount
+    user, server, stripe = row["user_id"], row["server_id"], int(row["stripe"])
+    await tx.execute(sql.ENTRY, now, row["key"], kind, logged, user, server, row["model"], note)
+    released = amount - settled if kind == "settle" else amount
+    given = await tx.fetch(
+        sql.RELEASE_ACCOUNTS, user, server, stripe, int(row["day_start"]),
+        int(row["month_start"]), released, amount,
+    )  # fmt: skip
+    scopes = 2 if server is None else 3
+    if len(given) != scopes or any(int(g["day_start"]) < 0 for g in given):
+        raise StorageError(
+            f"the accounts of reservation {row['key']!r} are missing; run check_books"
+        )
+    if kind == "void":
+        await tx.execute(sql.VOID_STARTS, user, server, stripe,
+                         start_second(float(row["created_at"])))  # fmt: skip
+

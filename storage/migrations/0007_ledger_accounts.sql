@@ -1,0 +1,143 @@
+-- The ledger keeps its counters in one row per scope - an account - instead of counting holds:
+-- a reservation updates its user's, its server's and one global stripe's account in the same
+-- transaction as its hold, each with one conditional write (storage/ledger/rules.py).
+-- Replaces budgets (one row per scope and period), scope_locks, limit_overrides and the holds
+-- indexes that only the counts used; the data is carried over.
+
+CREATE TABLE accounts (
+    scope_kind TEXT NOT NULL CHECK (scope_kind IN ('user', 'server', 'global')),
+    scope_id TEXT NOT NULL,
+    -- the global scope is 16 accounts (stripe = crc32(hold key) % 16) so that reservations do
+    -- not all queue on one row; user and server accounts have stripe 0. NEVER change the count.
+    stripe INTEGER NOT NULL DEFAULT 0 CHECK (stripe >= 0 AND stripe < 16),
+    -- caps set for this scope (`limits set`): NULL = the default from settings, -1 = no cap
+    daily_cap BIGINT CHECK (daily_cap >= -1),
+    monthly_cap BIGINT CHECK (monthly_cap >= -1),
+    concurrent_cap BIGINT CHECK (concurrent_cap >= -1),
+    hourly_cap BIGINT CHECK (hourly_cap >= -1),
+    -- money reserved (held + settled) in the UTC day / month that starts at day_start /
+    -- month_start, and of it what is still held; a reservation in a later period starts afresh
+    day_start BIGINT NOT NULL DEFAULT 0,
+    day_micros BIGINT NOT NULL DEFAULT 0 CHECK (day_micros >= 0),
+    day_held BIGINT NOT NULL DEFAULT 0 CHECK (day_held >= 0),
+    month_start BIGINT NOT NULL DEFAULT 0,
+    month_micros BIGINT NOT NULL DEFAULT 0 CHECK (month_micros >= 0),
+    month_held BIGINT NOT NULL DEFAULT 0 CHECK (month_held >= 0),
+    -- holds still held (clips rendering), whatever their period
+    running BIGINT NOT NULL DEFAULT 0 CHECK (running >= 0),
+    -- a global stripe under a bot-wide cap: its share of the cap, and the cap it was cut from
+    -- (the shares of the 16 stripes add up to the cap; NULL = not cut yet)
+    day_share BIGINT,
+    day_share_of BIGINT,
+    month_share BIGINT,
+    month_share_of BIGINT,
+    running_share BIGINT,
+    running_share_of BIGINT,
+    PRIMARY KEY (scope_kind, scope_id, stripe)
+);
+
+-- Clips started (held or settled; a void takes its start back) per whole second, rounded up,
+-- per scope: the hourly cap counts the rows with at_second > now - 3600. Older rows are purged.
+CREATE TABLE account_starts (
+    scope_kind TEXT NOT NULL,
+    scope_id TEXT NOT NULL,
+    stripe INTEGER NOT NULL DEFAULT 0,
+    at_second BIGINT NOT NULL,
+    started BIGINT NOT NULL CHECK (started >= 0),
+    PRIMARY KEY (scope_kind, scope_id, stripe, at_second)
+);
+
+-- Carry over: each scope's latest day and month counter, ...
+INSERT INTO accounts (scope_kind, scope_id, stripe, day_start, month_start)
+SELECT scope_kind, scope_id, stripe,
+       MAX(CASE WHEN period_kind = 'day' THEN period_start ELSE 0 END),
+       MAX(CASE WHEN period_kind = 'month' THEN period_start ELSE 0 END)
+FROM budgets GROUP BY scope_kind, scope_id, stripe;
+
+UPDATE accounts SET
+    day_micros = COALESCE((SELECT b.used_micros FROM budgets b
+        WHERE b.scope_kind = accounts.scope_kind AND b.scope_id = accounts.scope_id
+          AND b.stripe = accounts.stripe AND b.period_kind = 'day'
+          AND b.period_start = accounts.day_start), 0),
+    month_micros = COALESCE((SELECT b.used_micros FROM budgets b
+        WHERE b.scope_kind = accounts.scope_kind AND b.scope_id = accounts.scope_id
+          AND b.stripe = accounts.stripe AND b.period_kind = 'month'
+          AND b.period_start = accounts.month_start), 0);
+
+-- ... what of it is still held, and the holds still held ...
+UPDATE accounts SET
+    day_held = COALESCE((SELECT SUM(h.amount_micros) FROM holds h
+        WHERE h.status = 'held' AND h.day_start = accounts.day_start
+          AND CASE accounts.scope_kind WHEN 'user' THEN h.user_id = accounts.scope_id
+                   WHEN 'server' THEN h.server_id = accounts.scope_id
+                   ELSE h.stripe = accounts.stripe END), 0),
+    month_held = COALESCE((SELECT SUM(h.amount_micros) FROM holds h
+        WHERE h.status = 'held' AND h.month_start = accounts.month_start
+          AND CASE accounts.scope_kind WHEN 'user' THEN h.user_id = accounts.scope_id
+                   WHEN 'server' THEN h.server_id = accounts.scope_id
+                   ELSE h.stripe = accounts.stripe END), 0),
+    running = (SELECT COUNT(*) FROM holds h
+        WHERE h.status = 'held'
+          AND CASE accounts.scope_kind WHEN 'user' THEN h.user_id = accounts.scope_id
+                   WHEN 'server' THEN h.server_id = accounts.scope_id
+                   ELSE h.stripe = accounts.stripe END);
+
+-- ... the caps set per scope (on every global stripe) ...
+INSERT INTO accounts (scope_kind, scope_id, stripe)
+SELECT DISTINCT o.scope_kind, o.scope_id, s.n
+FROM limit_overrides o,
+     (SELECT 0 AS n UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4
+      UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8
+      UNION ALL SELECT 9 UNION ALL SELECT 10 UNION ALL SELECT 11 UNION ALL SELECT 12
+      UNION ALL SELECT 13 UNION ALL SELECT 14 UNION ALL SELECT 15) AS s
+WHERE s.n = 0 OR o.scope_kind = 'global'
+ON CONFLICT (scope_kind, scope_id, stripe) DO NOTHING;
+
+UPDATE accounts SET
+    daily_cap = (SELECT COALESCE(o.value, -1) FROM limit_overrides o WHERE o.cap = 'daily'
+        AND o.scope_kind = accounts.scope_kind AND o.scope_id = accounts.scope_id),
+    monthly_cap = (SELECT COALESCE(o.value, -1) FROM limit_overrides o WHERE o.cap = 'monthly'
+        AND o.scope_kind = accounts.scope_kind AND o.scope_id = accounts.scope_id),
+    concurrent_cap = (SELECT COALESCE(o.value, -1) FROM limit_overrides o
+        WHERE o.cap = 'concurrent_jobs'
+        AND o.scope_kind = accounts.scope_kind AND o.scope_id = accounts.scope_id),
+    hourly_cap = (SELECT COALESCE(o.value, -1) FROM limit_overrides o
+        WHERE o.cap = 'jobs_per_hour'
+        AND o.scope_kind = accounts.scope_kind AND o.scope_id = accounts.scope_id);
+
+-- ... and the clips started in the hour before the newest hold (the second rounded up, written
+-- so that PostgreSQL's rounding CAST and SQLite's truncating one agree).
+INSERT INTO account_starts (scope_kind, scope_id, stripe, at_second, started)
+SELECT 'user', r.user_id, 0, r.sec, COUNT(*) FROM (
+    SELECT user_id, CAST(created_at AS BIGINT)
+        + CASE WHEN CAST(created_at AS BIGINT) < created_at THEN 1 ELSE 0 END AS sec
+    FROM holds WHERE status IN ('held', 'settled')
+      AND created_at > (SELECT MAX(created_at) FROM holds) - 3700) AS r
+GROUP BY r.user_id, r.sec;
+
+INSERT INTO account_starts (scope_kind, scope_id, stripe, at_second, started)
+SELECT 'server', r.server_id, 0, r.sec, COUNT(*) FROM (
+    SELECT server_id, CAST(created_at AS BIGINT)
+        + CASE WHEN CAST(created_at AS BIGINT) < created_at THEN 1 ELSE 0 END AS sec
+    FROM holds WHERE status IN ('held', 'settled') AND server_id IS NOT NULL
+      AND created_at > (SELECT MAX(created_at) FROM holds) - 3700) AS r
+GROUP BY r.server_id, r.sec;
+
+INSERT INTO account_starts (scope_kind, scope_id, stripe, at_second, started)
+SELECT 'global', '*', r.stripe, r.sec, COUNT(*) FROM (
+    SELECT stripe, CAST(created_at AS BIGINT)
+        + CASE WHEN CAST(created_at AS BIGINT) < created_at THEN 1 ELSE 0 END AS sec
+    FROM holds WHERE status IN ('held', 'settled')
+      AND created_at > (SELECT MAX(created_at) FROM holds) - 3700) AS r
+GROUP BY r.stripe, r.sec;
+
+-- The holds are read by key only now (reports go through entries.at).
+DROP INDEX holds_user_created;
+DROP INDEX holds_server_created;
+DROP INDEX holds_created;
+DROP INDEX holds_user_held;
+DROP INDEX holds_server_held;
+DROP INDEX holds_held;
+DROP TABLE budgets;
+DROP TABLE scope_locks;
+DROP TABLE limit_overrides;
