@@ -102,9 +102,14 @@ _FIELDS = ("daily_micros", "monthly_micros", "concurrent_jobs", "jobs_per_hour")
 # --------------------------------------------------------------------------- reserve
 
 
-async def reserve_plain(tx: Tx, backend: str, hold: Hold, caps: Caps) -> Reservation | Refusal:
-    """A new key that fits, or the answer already given to a repeated one; else NotPlain."""
-    if backend == "postgres":
+async def reserve_plain(
+    tx: Tx, functions: bool, hold: Hold, caps: Caps
+) -> Reservation | Refusal:
+    """A new key that fits, or the answer already given to a repeated one; else NotPlain.
+
+    functions: run it as the PostgreSQL function (plpgsql.py), one round trip.
+    """
+    if functions:
         try:
             await tx.execute(RESERVE_FAST, *fast_reserve_args(hold, caps))
         except Exception as exc:
@@ -251,11 +256,11 @@ async def _share_the_bot_caps(tx: Tx, glob: ScopeUse, hold: Hold, day: int, mont
 
 
 async def release_plain(
-    tx: Tx, backend: str, key: str, kind: Literal["settle", "void"], amount: int | None,
+    tx: Tx, functions: bool, key: str, kind: Literal["settle", "void"], amount: int | None,
     note: str, now: float,
 ) -> Reservation:  # fmt: skip
     """A held key settled (at most the held amount) or voided; else NotPlain."""
-    if backend == "postgres":
+    if functions:
         try:
             rows = await tx.fetch(RELEASE_FAST, key, kind, amount, now, note)
         except Exception as exc:
