@@ -1,20 +1,22 @@
-"""Ledger throughput: reservations per second (a reserve and its settle), beside the machine's
-ceiling for the same shape of work measured in the same run.
+"""Ledger throughput: reservations per second (a reserve and its settle), and the CPU each
+costs, beside the machine's ceiling for the same shape of work measured in the same run.
 
     python bench/ledger.py [--backend sqlite|postgres] [--processes N] [--global-cap]
-                           [--ceiling] [--seconds S] [--repeat R] [--json]
+                           [--server-share N] [--ceiling] [--seconds S] [--repeat R] [--json]
     python bench/ledger.py --all [--seconds S] [--repeat R]     # the README table
 
 Workload: every process runs 1, 8 and 64 concurrent callers; a caller reserves $0.20 and then
 settles it (every fourth settle is partial, $0.15, so the rest is released), in a loop. The
-bot's default caps are in force (bot/config.py: $5 / $50 per user per day / month, $50 / $500
-per server, 2 clips at once per user and 10 per server, 20 clips per user per hour; with
---global-cap also a bot-wide $1,000,000 per day and $10,000,000 per month). So that no count
-cap refuses, each caller has a user of its own that it replaces after 20 clips (the hourly
-cap, $4 of the $5 daily cap), and callers share a server in groups of 8 (under the 10 at
-once), each moving to a new server after 25 clips ($40 of the server's $50 per day). Every
-refusal is counted and printed: there should be none. New users and servers also exercise
-the first reservation of a scope, as real traffic does.
+bot's default caps are in force (the field defaults of bot/config.py: $5 / $50 per user per
+day / month, $50 / $500 per server, 2 clips at once per user and 10 per server, 20 clips per
+user per hour; with --global-cap also a bot-wide $1,000,000 per day and $10,000,000 per
+month). So that no count cap refuses, each caller is a user of its own that it replaces after
+20 clips (the hourly cap; $4 of the $5 a day), on a server of its own that it replaces after
+25 clips ($5 of the server's $50 a day); --server-share N puts N callers on each server (at
+most 10 at once, the server cap), a stress no real server sees: a server whose members run
+10 clips at once starts one every few seconds, not thousands. Every refusal is counted and
+printed: there should be none. New users and servers exercise the first reservation of a
+scope, as real traffic does.
 
 The ceiling (--ceiling) is the minimal loop of the same shape on the same backend, durability
 (SQLite WAL + synchronous=FULL through the project's own group commit; PostgreSQL
@@ -24,6 +26,10 @@ WHERE id = caller AND v + amount <= cap RETURNING v` and one `INSERT` into a log
 PostgreSQL both in one statement, a data-modifying WITH). Ledger and ceiling alternate,
 --repeat times, so both see the same background load; each figure is the median, with the
 ratio of the medians and, in brackets, the lowest and highest ratio of one repetition.
+
+CPU per operation counts the bench processes and, on PostgreSQL, the server processes of
+their connections (read from /proc when the server runs on this machine): on a machine
+shared with other work it is much steadier than throughput.
 
 PostgreSQL: --url or TEST_DATABASE_URL; a fresh schema is created and dropped. Figures only,
 never pass/fail. With --json the last line of stdout is one JSON object.
@@ -40,7 +46,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -57,7 +63,6 @@ LEVELS = (1, 8, 64)
 AMOUNT = 200_000  # $0.20
 PARTIAL = 150_000
 USER_CLIPS = 20  # a caller's user is replaced after this many (the default hourly cap)
-SERVER_GROUP = 8  # callers sharing a server (the default concurrent cap per server is 10)
 SERVER_CLIPS = 25  # per caller, before its group moves to a new server ($40 of $50 a day)
 GLOBAL_DAILY = 1_000_000 * 10**6
 GLOBAL_MONTHLY = 10_000_000 * 10**6
@@ -133,12 +138,13 @@ class Run:
     level: int
     seconds: float
     global_cap: bool
+    server_share: int  # callers sharing one server at a time (the server concurrency cap is 10)
     tag: str  # unique per run, so keys and scopes never repeat across runs
 
 
 def caller_scopes(run: Run, caller: int, n: int) -> Scopes:
     user = f"u{run.tag}-{run.proc}-{caller}-{n // USER_CLIPS}"
-    server = f"s{run.tag}-{run.proc}-{caller // SERVER_GROUP}-{n // SERVER_CLIPS}"
+    server = f"s{run.tag}-{run.proc}-{caller // run.server_share}-{n // SERVER_CLIPS}"
     return Scopes(user, server)
 
 
@@ -158,11 +164,13 @@ async def child_run(run: Run) -> dict[str, Any]:
                 await tx.execute("INSERT INTO bench_counters (id, v) VALUES ($1, 0)", cid)
 
         await backend.write(seed)
+    pids = await server_pids(db.raw if run.mode == "ledger" else backend, pool)
     try:
         # the barrier: the parent writes one line to every child at once
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         start = time.time()
         deadline = start + run.seconds
+        cpu0, server0 = time.process_time(), sum(max(0.0, _cpu_of(p)) for p in pids)
 
         async def ledger_caller(t: int) -> None:
             nonlocal done, refused
@@ -201,9 +209,38 @@ async def child_run(run: Run) -> dict[str, Any]:
         caller = ledger_caller if run.mode == "ledger" else ceiling_caller
         await asyncio.gather(*(caller(t) for t in range(run.level)))
         end = time.time()
+        cpu = time.process_time() - cpu0
+        server = sum(max(0.0, _cpu_of(p)) for p in pids) - server0
     finally:
         await closer()
-    return {"ops": done, "refused": refused, "start": start, "end": end}
+    return {"ops": done, "refused": refused, "start": start, "end": end, "cpu_s": cpu + server}
+
+
+async def server_pids(backend: Any, connections: int) -> list[int]:
+    """PostgreSQL: the pool's server processes, so that their CPU time counts too (a server on
+    this machine; elsewhere only this process's CPU is counted)."""
+    if backend.name != "postgres":
+        return []
+    pids = await asyncio.gather(
+        *(
+            backend.read(lambda tx: tx.fetchval("SELECT pg_backend_pid() FROM pg_sleep(0.05)"))
+            for _ in range(connections)
+        )
+    )
+    return sorted({int(p) for p in pids if _cpu_of(int(p)) >= 0})
+
+
+def _cpu_of(pid: int) -> float:
+    """User + system CPU seconds of a process on this machine (Linux /proc); -1 when not here."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return -1.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 async def _ceiling_step(tx: Tx, cid: str, amount: int, key: str) -> list[Any]:
@@ -220,8 +257,9 @@ def child_main() -> None:
 # --------------------------------------------------------------------------- the parent
 
 
-async def run_level(url: str, processes: int, run: Run) -> tuple[float, int]:
-    """Operations per second over all processes (first start to last end); refusals."""
+async def run_level(url: str, processes: int, run: Run) -> tuple[float, int, float]:
+    """Operations per second over all processes (first start to last end); refusals; CPU
+    microseconds per operation (the bench processes and their PostgreSQL server processes)."""
     procs = []
     for p in range(processes):
         spec = json.dumps({**run.__dict__, "proc": p})
@@ -243,45 +281,56 @@ async def run_level(url: str, processes: int, run: Run) -> tuple[float, int]:
         results.append(json.loads(out.decode().strip().splitlines()[-1]))
     ops = sum(r["ops"] for r in results)
     wall = max(r["end"] for r in results) - min(r["start"] for r in results)
-    return ops / wall, sum(r["refused"] for r in results)
+    cpu = sum(r["cpu_s"] for r in results) / max(ops, 1) * 1e6
+    return ops / wall, sum(r["refused"] for r in results), cpu
 
 
 @dataclass
-class Figures:
-    ledger: list[float]
-    ceiling: list[float]
-    refused: int
+class Series:
+    """One figure measured several times, ledger and ceiling alternating."""
 
-    def summary(self) -> dict[str, Any]:
+    ledger: list[float] = field(default_factory=list)
+    ceiling: list[float] = field(default_factory=list)
+
+    def summary(self, higher_is_better: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
             "ledger": round(statistics.median(self.ledger), 1),
             "ledger_runs": [round(x, 1) for x in self.ledger],
-            "refused": self.refused,
         }
         if self.ceiling:
-            ratios = [a / b for a, b in zip(self.ledger, self.ceiling, strict=True)]
+            # the ratio says how close the ledger comes to the ceiling: 1.0 = as fast
+            pairs = list(zip(self.ledger, self.ceiling, strict=True))
+            ratios = [a / b if higher_is_better else b / a for a, b in pairs]
+            med_l, med_c = statistics.median(self.ledger), statistics.median(self.ceiling)
             out.update(
-                ceiling=round(statistics.median(self.ceiling), 1),
+                ceiling=round(med_c, 1),
                 ceiling_runs=[round(x, 1) for x in self.ceiling],
-                ratio=round(statistics.median(self.ledger) / statistics.median(self.ceiling), 3),
+                ratio=round(med_l / med_c if higher_is_better else med_c / med_l, 3),
                 ratio_min=round(min(ratios), 3),
                 ratio_max=round(max(ratios), 3),
             )
         return out
 
-    def cell(self) -> str:
-        s = self.summary()
+    def cell(self, higher_is_better: bool) -> str:
+        s = self.summary(higher_is_better)
         if "ceiling" not in s:
             return f"{s['ledger']:,.0f}"
-        text = (
-            f"{s['ledger']:,.0f} / {s['ceiling']:,.0f} ({s['ratio']:.2f}"
-            + (
-                f", {s['ratio_min']:.2f}–{s['ratio_max']:.2f})"
-                if len(self.ledger) > 1
-                else ")"
-            )
-        )
-        return text + (f" [{self.refused} refused]" if self.refused else "")
+        spread = f", {s['ratio_min']:.2f}–{s['ratio_max']:.2f}" if len(self.ledger) > 1 else ""
+        return f"{s['ledger']:,.0f} / {s['ceiling']:,.0f} ({s['ratio']:.2f}{spread})"
+
+
+@dataclass
+class Figures:
+    rate: Series = field(default_factory=Series)  # reserve + settle per second
+    cpu: Series = field(default_factory=Series)  # CPU microseconds per reserve + settle
+    refused: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "ops_per_s": self.rate.summary(True),
+            "cpu_us_per_op": self.cpu.summary(False),
+            "refused": self.refused,
+        }
 
 
 async def fresh_url(backend: str, url: str | None) -> tuple[str, Any]:
@@ -313,31 +362,56 @@ async def cleanup(handle: Any) -> None:
         handle.cleanup()
 
 
+@dataclass(frozen=True)
+class Config:
+    backend: str
+    processes: int
+    global_cap: bool = False
+    server_share: int = 1
+
+    def label(self) -> str:
+        name = "SQLite" if self.backend == "sqlite" else "PostgreSQL"
+        procs = "1 process" if self.processes == 1 else f"{self.processes} processes"
+        text = f"{name}, {procs}" + (", global money cap" if self.global_cap else "")
+        if self.server_share > 1:
+            text += f", {self.server_share} callers per server"
+        return text
+
+
+# The README table: both backends, 1 and 4 processes, with and without a global money cap;
+# then the same load concentrated on few servers (a stress no real server sees).
+ALL = [
+    *(Config(b, p, g) for b in ("sqlite", "postgres") for p in (1, 4) for g in (False, True)),
+    Config("sqlite", 1, server_share=8),
+    Config("postgres", 4, server_share=8),
+]
+
+
 async def measure(
-    backend: str, processes: int, global_cap: bool, *, ceiling: bool, seconds: float,
-    repeat: int, url: str | None, say: Any,
+    cfg: Config, *, ceiling: bool, seconds: float, repeat: int, url: str | None, say: Any,
 ) -> dict[int, Figures]:  # fmt: skip
-    db_url, handle = await fresh_url(backend, url)
+    db_url, handle = await fresh_url(cfg.backend, url)
     try:
         async with await open_database(db_url) as db:  # migrate once, up front
             pass
         if ceiling:
             await create_ceiling_tables(db_url)
-        out = {level: Figures([], [], 0) for level in LEVELS}
+        out = {level: Figures() for level in LEVELS}
         for r in range(repeat):
             for level in LEVELS:
-                modes = ("ledger", "ceiling") if ceiling else ("ledger",)
-                for mode in modes:
+                for mode in ("ledger", "ceiling") if ceiling else ("ledger",):
                     run = Run(
                         url=db_url, mode=mode, proc=0, level=level, seconds=seconds,
-                        global_cap=global_cap, tag=f"{r}{mode[0]}{level}",
+                        global_cap=cfg.global_cap, server_share=cfg.server_share,
+                        tag=f"{r}{mode[0]}{level}",
                     )  # fmt: skip
-                    rate, refused = await run_level(db_url, processes, run)
+                    rate, refused, cpu = await run_level(db_url, cfg.processes, run)
                     figs = out[level]
-                    (figs.ledger if mode == "ledger" else figs.ceiling).append(rate)
+                    getattr(figs.rate, mode).append(rate)
+                    getattr(figs.cpu, mode).append(cpu)
                     figs.refused += refused
-                    say(f"  {backend} x{processes} {'global cap ' if global_cap else ''}"
-                        f"{level:>2} callers, run {r + 1}/{repeat}, {mode}: {rate:,.0f}/s"
+                    say(f"  {cfg.label()}: {level:>2} callers, run {r + 1}/{repeat}, {mode}:"
+                        f" {rate:,.0f}/s, {cpu:,.0f} us CPU per operation"
                         + (f" ({refused} refused)" if refused else ""))  # fmt: skip
         async with await open_database(db_url) as db:
             problems = await db.ledger.check_books()
@@ -348,23 +422,22 @@ async def measure(
         await cleanup(handle)
 
 
-def describe(backend: str, processes: int, global_cap: bool) -> str:
-    name = "SQLite" if backend == "sqlite" else "PostgreSQL"
-    procs = "1 process" if processes == 1 else f"{processes} processes"
-    return f"{name}, {procs}" + (", global money cap" if global_cap else "")
-
-
 def markdown(rows: list[tuple[str, dict[int, Figures]]], ceiling: bool) -> str:
-    what = "ledger / ceiling (ratio, lowest–highest)" if ceiling else "ledger"
-    lines = [
-        f"| reserve + settle per second: {what} | "
-        + " | ".join(f"{n} caller{'s' if n > 1 else ''}" for n in LEVELS)
-        + " |",
-        "|---|" + "---|" * len(LEVELS),
-    ]
-    for label, figs in rows:
-        lines.append(f"| {label} | " + " | ".join(figs[n].cell() for n in LEVELS) + " |")
-    return "\n".join(lines)
+    header = " | ".join(f"{n} caller{'s' if n > 1 else ''}" for n in LEVELS)
+    what = " / ceiling (ratio, lowest–highest)" if ceiling else ""
+    out = []
+    for title, pick, higher in (
+        (f"reserve + settle per second: ledger{what}", "rate", True),
+        (f"CPU µs per reserve + settle: ledger{what}", "cpu", False),
+    ):
+        out += [f"| {title} | {header} |", "|---|" + "---|" * len(LEVELS)]
+        for label, figs in rows:
+            cells = [getattr(figs[n], pick).cell(higher) for n in LEVELS]
+            refused = sum(figs[n].refused for n in LEVELS)
+            note = f" ({refused} refused)" if refused and pick == "rate" else ""
+            out.append(f"| {label}{note} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
 
 
 def conditions(args: argparse.Namespace) -> str:
@@ -381,30 +454,21 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             print(text, file=sys.stderr, flush=True)
 
     if args.all:
-        configs = [
-            (b, p, g) for b in ("sqlite", "postgres") for p in (1, 4) for g in (False, True)
-        ]
-        ceiling = True
+        configs, ceiling = ALL, True
     else:
-        configs = [(args.backend, args.processes, args.global_cap)]
+        configs = [Config(args.backend, args.processes, args.global_cap, args.server_share)]
         ceiling = args.ceiling
     rows = []
     results = []
-    for backend, processes, global_cap in configs:
+    for cfg in configs:
         figs = await measure(
-            backend, processes, global_cap, ceiling=ceiling, seconds=args.seconds,
-            repeat=args.repeat, url=args.url, say=say,
-        )  # fmt: skip
-        rows.append((describe(backend, processes, global_cap), figs))
-        results.append(
-            {
-                "backend": backend, "processes": processes, "global_cap": global_cap,
-                "levels": {str(n): figs[n].summary() for n in LEVELS},
-            }
-        )  # fmt: skip
+            cfg, ceiling=ceiling, seconds=args.seconds, repeat=args.repeat, url=args.url, say=say
+        )
+        rows.append((cfg.label(), figs))
+        results.append({**cfg.__dict__, "levels": {str(n): figs[n].summary() for n in LEVELS}})
     if not args.json:
         print(markdown(rows, ceiling))
-        print(f"\n{conditions(args)}")
+        print(conditions(args))
     return {"conditions": conditions(args), "results": results}
 
 
@@ -421,6 +485,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--global-cap", action="store_true", help="also set a bot-wide money cap"
     )
+    parser.add_argument(
+        "--server-share", type=int, default=1, metavar="N",
+        help="callers sharing one server at a time (default 1; at most 10, the server cap)",
+    )  # fmt: skip
     parser.add_argument(
         "--ceiling", action="store_true", help="also measure the minimal same-shape loop"
     )

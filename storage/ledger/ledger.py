@@ -163,7 +163,7 @@ class Ledger:
         limits.check_amount(amount)
         if not scopes.user_id:
             raise ValueError("scopes.user_id must not be empty")
-        return Hold(key, scopes, amount, model, note, now)
+        return Hold.of(key, scopes, amount, model, note, now)
 
     async def purge_now_and_then(self, now: float) -> None:
         """Starts older than the hour count for nothing: drop them about once a minute."""

@@ -160,32 +160,6 @@ RECORD_START = (
 )
 
 
-def defaults_args(user: Limits, server: Limits, glob: Limits, field: str) -> list[int | None]:
-    return [getattr(user, field), getattr(server, field), getattr(glob, field)]
-
-
-def reserve_accounts_args(
-    user_id: str, server_id: str | None, stripe: int, day: int, month: int, amount: int,
-    caps: tuple[Limits, Limits, Limits],
-) -> list[Any]:  # fmt: skip
-    return [
-        user_id, server_id, stripe, day, month, amount,
-        *defaults_args(*caps, "daily_micros"),
-        *defaults_args(*caps, "monthly_micros"),
-        *defaults_args(*caps, "concurrent_jobs"),
-    ]  # fmt: skip
-
-
-def record_start_args(
-    user_id: str, server_id: str | None, stripe: int, second: int, now: float,
-    caps: tuple[Limits, Limits, Limits], all_stripes_locked: bool,
-) -> list[Any]:  # fmt: skip
-    return [
-        user_id, server_id, stripe, second, now, *defaults_args(*caps, "jobs_per_hour"),
-        1 if all_stripes_locked else 0,
-    ]  # fmt: skip
-
-
 # --------------------------------------------------------------------------- explaining
 
 

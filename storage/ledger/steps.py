@@ -16,6 +16,7 @@ same conditional writes, which must pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from providers.money import format_usd
@@ -35,10 +36,8 @@ from storage.ledger.rules import (
     ScopeUse,
     effective_limits,
     first_refusal,
-    record_start_args,
-    reserve_accounts_args,
 )
-from storage.models import Limits, Refusal, Reservation, Scopes
+from storage.models import LIMIT_FIELDS, Limits, Refusal, Reservation, Scopes
 from storage.periods import day_start, month_start, start_second
 
 # PostgreSQL: the plain steps as one statement each (migration 0008); SQLSTATE LG001 = not
@@ -59,9 +58,9 @@ def is_not_plain(exc: BaseException) -> bool:
     return getattr(exc, "sqlstate", None) == NOT_PLAIN_SQLSTATE
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Hold:
-    """One reservation as asked for: who, how much, when."""
+    """One reservation as asked for: who, how much, when - and where that counts."""
 
     key: str
     scopes: Scopes
@@ -69,10 +68,18 @@ class Hold:
     model: str
     note: str
     now: float
+    day: int  # the UTC day and month it counts in
+    month: int
+    second: int  # the second it counts in for the hourly caps
+    stripe: int  # the global account it counts on
+    scope_count: int  # 2 without a server, else 3
 
-    @property
-    def stripe(self) -> int:
-        return escrow.stripe_of(self.key)
+    @classmethod
+    def of(cls, key: str, scopes: Scopes, amount: int, model: str, note: str, now: float) -> Hold:
+        return cls(
+            key, scopes, amount, model, note, now, day_start(now), month_start(now),
+            start_second(now), escrow.stripe_of(key), 2 if scopes.server_id is None else 3,
+        )  # fmt: skip
 
     def held(self) -> Reservation:
         return Reservation(
@@ -87,16 +94,17 @@ Caps = tuple[Limits, Limits, Limits]
 
 
 def fast_reserve_args(hold: Hold, caps: Caps) -> list[Any]:
-    flat = [getattr(lim, f) for f in _FIELDS for lim in caps]
     s = hold.scopes
     return [
-        hold.key, hold.amount, s.user_id, s.server_id, hold.model, hold.note,
-        day_start(hold.now), month_start(hold.now), hold.stripe, hold.now,
-        start_second(hold.now), flat,
+        hold.key, hold.amount, s.user_id, s.server_id, hold.model, hold.note, hold.day,
+        hold.month, hold.stripe, hold.now, hold.second, list(default_caps(caps)),
     ]  # fmt: skip
 
 
-_FIELDS = ("daily_micros", "monthly_micros", "concurrent_jobs", "jobs_per_hour")
+@lru_cache(maxsize=64)
+def default_caps(caps: Caps) -> tuple[int | None, ...]:
+    """The default caps as the statements take them: per cap, user, server, global."""
+    return tuple(getattr(lim, f) for f in LIMIT_FIELDS for lim in caps)
 
 
 # --------------------------------------------------------------------------- reserve
@@ -118,24 +126,21 @@ async def reserve_plain(
             raise
         return hold.held()
     s, now = hold.scopes, hold.now
-    day, month = day_start(now), month_start(now)
-    if await _insert_hold(tx, hold, day, month) is None:
+    if await _insert_hold(tx, hold, hold.day, hold.month) is None:
         return await _repeat(tx, hold)
     await tx.execute(sql.ENTRY, now, hold.key, "reserve", hold.amount, s.user_id, s.server_id,
                      hold.model, hold.note)  # fmt: skip
-    scopes = len(s.chain())
+    d = default_caps(caps)
     counted = await tx.fetch(
-        RESERVE_ACCOUNTS,
-        *reserve_accounts_args(s.user_id, s.server_id, hold.stripe, day, month, hold.amount, caps),
-    )
-    if len(counted) != scopes:
+        RESERVE_ACCOUNTS, s.user_id, s.server_id, hold.stripe, hold.day, hold.month,
+        hold.amount, *d[:9],
+    )  # fmt: skip
+    if len(counted) != hold.scope_count:
         raise NotPlain
     started = await tx.fetch(
-        RECORD_START,
-        *record_start_args(s.user_id, s.server_id, hold.stripe, start_second(now), now, caps,
-                           False),
-    )  # fmt: skip
-    if len(started) != scopes:
+        RECORD_START, s.user_id, s.server_id, hold.stripe, hold.second, now, *d[9:], 0
+    )
+    if len(started) != hold.scope_count:
         raise NotPlain
     return hold.held()
 
@@ -143,7 +148,7 @@ async def reserve_plain(
 async def reserve_careful(tx: Tx, hold: Hold, caps: Caps) -> Reservation | Refusal:
     """The reservation with every case handled; a refusal is recorded under its key."""
     s, now = hold.scopes, hold.now
-    day, month = day_start(now), month_start(now)
+    day, month = hold.day, hold.month
     if await _insert_hold(tx, hold, day, month) is None:
         return await _repeat(tx, hold)
     accounts = await tx.fetch(sql.LOCK_ACCOUNTS, s.user_id, s.server_id)
@@ -165,15 +170,13 @@ async def reserve_careful(tx: Tx, hold: Hold, caps: Caps) -> Reservation | Refus
     await _share_the_bot_caps(tx, uses[-1], hold, day, month)
     await tx.execute(sql.ENTRY, now, hold.key, "reserve", hold.amount, s.user_id, s.server_id,
                      hold.model, hold.note)  # fmt: skip
+    d = default_caps(caps)
     counted = await tx.fetch(
-        RESERVE_ACCOUNTS,
-        *reserve_accounts_args(s.user_id, s.server_id, hold.stripe, day, month, hold.amount, caps),
+        RESERVE_ACCOUNTS, s.user_id, s.server_id, hold.stripe, day, month, hold.amount, *d[:9]
     )
     started = await tx.fetch(
-        RECORD_START,
-        *record_start_args(s.user_id, s.server_id, hold.stripe, start_second(now), now, caps,
-                           True),
-    )  # fmt: skip
+        RECORD_START, s.user_id, s.server_id, hold.stripe, hold.second, now, *d[9:], 1
+    )
     if len(counted) != len(uses) or len(started) != len(uses):
         raise StorageError(
             f"reservation {hold.key!r}: the caps said it fits but the counters refused it "
