@@ -41,9 +41,10 @@ async def snapshot(backend: Backend, now: float) -> Snapshot:
                 "SELECT status, model, COUNT(*) AS n FROM jobs GROUP BY status, model"
             )
         }
+        # what is held now, from the ledger's bot-wide accounts (no scan of the holds)
         held = await tx.fetchrow(
-            "SELECT COUNT(*) AS n, COALESCE(SUM(amount_micros), 0) AS micros"
-            " FROM holds WHERE status = 'held'"
+            "SELECT COALESCE(SUM(running), 0) AS n, COALESCE(SUM(held_micros), 0) AS micros"
+            " FROM accounts WHERE scope_kind = 'global'"
         )
         settled = await tx.fetchrow(
             "SELECT COALESCE(SUM(CASE WHEN created_at >= $1 THEN settled_micros ELSE 0 END), 0)"

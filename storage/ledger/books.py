@@ -47,11 +47,13 @@ async def check_books(tx: Tx, now: float) -> list[str]:
                     want[(acc, f"{period}_micros")] += used
                     want[(acc, f"{period}_held")] += used if held else 0
             want[(acc, "running")] += 1 if held else 0
+            want[(acc, "held_micros")] += used if held else 0
             second = start_second(float(h["created_at"]))
             if second > now - HOUR_S:
                 starts[(acc, second)] += 1
     for acc, row in sorted(accounts.items()):
-        for column in ("day_micros", "day_held", "month_micros", "month_held", "running"):
+        columns = ("day_micros", "day_held", "month_micros", "month_held", "running", "held_micros")
+        for column in columns:
             if int(row[column]) != want.get((acc, column), 0):
                 problems.append(
                     f"{acc}: {column} {int(row[column])} != holds {want.get((acc, column), 0)}"

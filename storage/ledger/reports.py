@@ -1,7 +1,7 @@
 """What the ledger tells people and operators: usage per cap, spend, the history as CSV.
 
 Reads only. Usage comes from the accounts (the numbers the caps are checked against);
-spend and history come from the holds and the append-only entries.
+spend and history come from the holds (by their time index) and the append-only entries.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from storage.periods import (
     next_month,
 )
 
-# Holds still held among the starts of the last hour, per user and server (the reservations of
-# the hour are found through the history's time index). $1 the hour's start (whole second).
+# Holds still held among the starts of the last hour, per user and server. $1 the hour's
+# start, a whole second (starts count in whole seconds, rounded up).
 _HELD_IN_HOUR = (
-    "SELECT h.user_id, h.server_id, COUNT(*) AS n FROM entries e JOIN holds h ON h.key = e.key"
-    " WHERE e.kind = 'reserve' AND e.at > $1 AND h.status = 'held' GROUP BY h.user_id, h.server_id"
+    "SELECT user_id, server_id, COUNT(*) AS n FROM holds WHERE created_at > $1"
+    " AND status = 'held' GROUP BY user_id, server_id"
 )
 
 
@@ -83,21 +83,18 @@ async def spend(
     tx: Tx, since: float, until: float, scopes: Scopes | None, group: str
 ) -> list[Row]:
     """Settled spend of the reservations made in [since, until), per `group` (model or
-    day_start); the reservations are found through the history's time index."""
-    where = (
-        "e.kind = 'reserve' AND e.at >= $1 AND e.at < $2 AND h.status = 'settled'"
-    )
+    day_start)."""
+    where = "status = 'settled' AND created_at >= $1 AND created_at < $2"
     args: list[Any] = [float(since), float(until)]
     if scopes is not None:
         args.append(scopes.user_id)
-        where += f" AND h.user_id = ${len(args)}"
+        where += f" AND user_id = ${len(args)}"
         if scopes.server_id is not None:
             args.append(scopes.server_id)
-            where += f" AND h.server_id = ${len(args)}"
+            where += f" AND server_id = ${len(args)}"
     return await tx.fetch(
-        f"SELECT h.{group} AS k, SUM(h.settled_micros) AS total"  # noqa: S608
-        f" FROM entries e JOIN holds h ON h.key = e.key WHERE {where}"
-        f" GROUP BY h.{group} ORDER BY h.{group}",
+        f"SELECT {group} AS k, SUM(settled_micros) AS total FROM holds WHERE {where}"  # noqa: S608
+        f" GROUP BY {group} ORDER BY {group}",
         *args,
     )
 

@@ -108,9 +108,9 @@ def _rolled(period: str, column: str, start: str, otherwise: str = "0") -> str:
 # $7-$9 daily, $10-$12 monthly, $13-$15 concurrent (user, server, global each).
 RESERVE_ACCOUNTS = (
     "INSERT INTO accounts AS a (scope_kind, scope_id, stripe, day_start, day_micros, day_held,"  # noqa: S608
-    " month_start, month_micros, month_held, running)"
+    " month_start, month_micros, month_held, running, held_micros)"
     " SELECT v.kind, v.id, v.stripe, CAST($4 AS BIGINT), CAST($6 AS BIGINT), CAST($6 AS BIGINT),"
-    " CAST($5 AS BIGINT), CAST($6 AS BIGINT), CAST($6 AS BIGINT), 1"
+    " CAST($5 AS BIGINT), CAST($6 AS BIGINT), CAST($6 AS BIGINT), 1, CAST($6 AS BIGINT)"
     f" FROM {SCOPES}"
     f" WHERE v.id IS NOT NULL AND ({_new_account_fits()} OR EXISTS (SELECT 1 FROM accounts e"
     " WHERE e.scope_kind = v.kind AND e.scope_id = v.id AND e.stripe = v.stripe))"
@@ -123,7 +123,7 @@ RESERVE_ACCOUNTS = (
     f" month_held = {_rolled('month', 'month_held', '$5')} + CAST($6 AS BIGINT),"
     f" month_share = {_rolled('month', 'month_share', '$5', 'NULL')},"
     " month_start = CAST($5 AS BIGINT),"
-    " running = a.running + 1"
+    " running = a.running + 1, held_micros = a.held_micros + CAST($6 AS BIGINT)"
     " WHERE a.day_start <= CAST($4 AS BIGINT) AND a.month_start <= CAST($5 AS BIGINT)"
     f" AND {_money_fits('day', _cap('daily_cap', 7))}"
     f" AND {_money_fits('month', _cap('monthly_cap', 10))}"

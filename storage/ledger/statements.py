@@ -45,6 +45,7 @@ RELEASE_ACCOUNTS = (
     "INSERT INTO accounts AS a (scope_kind, scope_id, stripe, day_start)"  # noqa: S608
     f" SELECT v.kind, v.id, v.stripe, -1 FROM {SCOPES} WHERE v.id IS NOT NULL ORDER BY v.rank"
     " ON CONFLICT (scope_kind, scope_id, stripe) DO UPDATE SET running = a.running - 1,"
+    " held_micros = a.held_micros - CAST($7 AS BIGINT),"
     " day_micros = a.day_micros - CASE WHEN a.day_start = $4 THEN CAST($6 AS BIGINT) ELSE 0 END,"
     " day_held = a.day_held - CASE WHEN a.day_start = $4 THEN CAST($7 AS BIGINT) ELSE 0 END,"
     " month_micros = a.month_micros"

@@ -2,7 +2,8 @@
 -- a reservation updates its user's, its server's and one global stripe's account in the same
 -- transaction as its hold, each with one conditional write (storage/ledger/rules.py).
 -- Replaces budgets (one row per scope and period), scope_locks, limit_overrides and the holds
--- indexes that only the counts used; the data is carried over.
+-- indexes that only the counts used (holds keep their key, and their time for the reports);
+-- the data is carried over.
 
 CREATE TABLE accounts (
     scope_kind TEXT NOT NULL CHECK (scope_kind IN ('user', 'server', 'global')),
@@ -23,8 +24,9 @@ CREATE TABLE accounts (
     month_start BIGINT NOT NULL DEFAULT 0,
     month_micros BIGINT NOT NULL DEFAULT 0 CHECK (month_micros >= 0),
     month_held BIGINT NOT NULL DEFAULT 0 CHECK (month_held >= 0),
-    -- holds still held (clips rendering), whatever their period
+    -- holds still held (clips rendering) and the money they hold, whatever their period
     running BIGINT NOT NULL DEFAULT 0 CHECK (running >= 0),
+    held_micros BIGINT NOT NULL DEFAULT 0 CHECK (held_micros >= 0),
     -- a global stripe under a bot-wide cap: its share of the cap, and the cap it was cut from
     -- (the shares of the 16 stripes add up to the cap; NULL = not cut yet)
     day_share BIGINT,
@@ -80,7 +82,12 @@ UPDATE accounts SET
         WHERE h.status = 'held'
           AND CASE accounts.scope_kind WHEN 'user' THEN h.user_id = accounts.scope_id
                    WHEN 'server' THEN h.server_id = accounts.scope_id
-                   ELSE h.stripe = accounts.stripe END);
+                   ELSE h.stripe = accounts.stripe END),
+    held_micros = COALESCE((SELECT SUM(h.amount_micros) FROM holds h
+        WHERE h.status = 'held'
+          AND CASE accounts.scope_kind WHEN 'user' THEN h.user_id = accounts.scope_id
+                   WHEN 'server' THEN h.server_id = accounts.scope_id
+                   ELSE h.stripe = accounts.stripe END), 0);
 
 -- ... the caps set per scope (on every global stripe) ...
 INSERT INTO accounts (scope_kind, scope_id, stripe)
@@ -131,10 +138,9 @@ SELECT 'global', '*', r.stripe, r.sec, COUNT(*) FROM (
       AND created_at > (SELECT MAX(created_at) FROM holds) - 3700) AS r
 GROUP BY r.stripe, r.sec;
 
--- The holds are read by key only now (reports go through entries.at).
+-- The caps no longer count holds; what stays is holds_created, for reports and /metrics.
 DROP INDEX holds_user_created;
 DROP INDEX holds_server_created;
-DROP INDEX holds_created;
 DROP INDEX holds_user_held;
 DROP INDEX holds_server_held;
 DROP INDEX holds_held;
