@@ -28,6 +28,12 @@ def start_second(at: float) -> int:
     return math.ceil(at)
 
 
+def hour_start(at: float) -> int:
+    """A start counts for the hourly cap at `at` when its second (`start_second`) is after
+    this one: at_second > at - 3600, for whole seconds."""
+    return math.floor(at - HOUR_S)
+
+
 def next_day(start: int) -> int:
     return start + 86400
 

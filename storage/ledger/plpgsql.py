@@ -40,7 +40,8 @@ def reserve_function() -> str:
             "p_stripe", "p_now"]  # fmt: skip
     entry = ["p_now", "p_key", "'reserve'", "p_amount", "p_user", "p_server", "p_model", "p_note"]
     accounts = ["p_user", "p_server", "p_stripe", "p_day", "p_month", "p_amount", *_caps(1, 9)]
-    start = ["p_user", "p_server", "p_stripe", "p_second", "p_now", *_caps(10, 3), "0"]
+    start = ["p_user", "p_server", "p_stripe", "p_second", "CAST(floor(p_now - 3600) AS BIGINT)",
+             *_caps(10, 3), "0"]  # fmt: skip
     return f"""CREATE OR REPLACE FUNCTION ledger_reserve(
     p_key TEXT, p_amount BIGINT, p_user TEXT, p_server TEXT, p_model TEXT, p_note TEXT,
     p_day BIGINT, p_month BIGINT, p_stripe INTEGER, p_now DOUBLE PRECISION, p_second BIGINT,

@@ -7,7 +7,6 @@ spend and history come from the holds (by their time index) and the append-only 
 from __future__ import annotations
 
 import csv
-import math
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -20,6 +19,7 @@ from storage.periods import (
     HOUR_S,
     day_label,
     day_start,
+    hour_start,
     month_start,
     next_day,
     next_month,
@@ -37,8 +37,8 @@ async def usage(tx: Tx, scopes: Scopes, caps: Caps, at: float) -> list[CapUsage]
     """Every cap that applies to `scopes`: limit, used (spent + held), remaining, reset time."""
     day, month = day_start(at), month_start(at)
     accounts = await tx.fetch(sql.SCOPE_ACCOUNTS, scopes.user_id, scopes.server_id)
-    starts = await tx.fetch(sql.SCOPE_STARTS, scopes.user_id, scopes.server_id, at)
-    held_rows = await tx.fetch(_HELD_IN_HOUR, float(math.floor(at - HOUR_S)))
+    starts = await tx.fetch(sql.SCOPE_STARTS, scopes.user_id, scopes.server_id, hour_start(at))
+    held_rows = await tx.fetch(_HELD_IN_HOUR, float(hour_start(at)))
     out: list[CapUsage] = []
     for use in scope_uses(scopes, accounts, starts, caps, day, month):
         rows = [a for a in accounts if (a["scope_kind"], a["scope_id"]) == (use.kind, use.scope_id)]

@@ -145,14 +145,15 @@ def _hourly_cap() -> str:
 # (PostgreSQL, READ COMMITTED) this statement's snapshot holds every earlier start of it.
 # The bot-wide hourly cap sums all 16 stripes; that needs them all locked ($9 = 1, only the
 # careful path), so without the locks a bot-wide hourly cap is never plain.
-# $1 user, $2 server, $3 stripe, $4 the start's second, $5 now; default hourly caps $6-$8.
+# $1 user, $2 server, $3 stripe, $4 the start's second, $5 the hour's start (a start counts
+# when its second is after it: floor(now - 3600)); default hourly caps $6-$8.
 RECORD_START = (
     "INSERT INTO account_starts AS t (scope_kind, scope_id, stripe, at_second, started)"  # noqa: S608
     f" SELECT v.kind, v.id, v.stripe, CAST($4 AS BIGINT), 1 FROM {SCOPES}"
     " LEFT JOIN accounts o ON o.scope_kind = v.kind AND o.scope_id = v.id AND o.stripe = v.stripe"
     f" WHERE v.id IS NOT NULL AND (({_hourly_cap()}) IS NULL OR ((v.kind <> 'global' OR $9 = 1)"
-    " AND (SELECT COALESCE(SUM(s.started), 0) FROM account_starts s WHERE s.scope_kind = v.kind"
-    " AND s.scope_id = v.id AND s.at_second > CAST($5 AS DOUBLE PRECISION) - 3600)"
+    " AND (SELECT CAST(COALESCE(SUM(s.started), 0) AS BIGINT) FROM account_starts s"
+    " WHERE s.scope_kind = v.kind AND s.scope_id = v.id AND s.at_second > CAST($5 AS BIGINT))"
     f" < ({_hourly_cap()})))"
     " ORDER BY v.rank"
     " ON CONFLICT (scope_kind, scope_id, stripe, at_second) DO UPDATE SET started = t.started + 1"

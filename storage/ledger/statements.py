@@ -36,27 +36,41 @@ REFUSE_HOLD = "UPDATE holds SET status = 'refused', refusal = $2, updated_at = $
 HOLD = "SELECT * FROM holds WHERE key = $1"
 MOVE_HOLD = "UPDATE holds SET day_start = $2, month_start = $3 WHERE key = $1"
 
+def _less(column: str, amount: str, period: str | None = None) -> str:
+    """`column` minus `amount` (only when the account is still in the hold's `period`)."""
+    if period is None:
+        return f"a.{column} - {amount}"
+    start = "$4" if period == "day" else "$5"
+    return f"a.{column} - CASE WHEN a.{period}_start = {start} THEN {amount} ELSE 0 END"
+
+
+_GIVEN_BACK = {
+    "running": _less("running", "1"),
+    "held_micros": _less("held_micros", "CAST($7 AS BIGINT)"),
+    "day_micros": _less("day_micros", "CAST($6 AS BIGINT)", "day"),
+    "day_held": _less("day_held", "CAST($7 AS BIGINT)", "day"),
+    "month_micros": _less("month_micros", "CAST($6 AS BIGINT)", "month"),
+    "month_held": _less("month_held", "CAST($7 AS BIGINT)", "month"),
+}
 # Give back what a hold no longer uses, to the periods it was reserved in (nothing when its
 # account has moved on to a later period: that period is over), scope by scope in the lock
-# order. A missing account cannot be given anything: its row comes back with day_start -1
-# (the books are broken; never silently made up).
+# order - and only when no counter would go below zero. An account that is missing, or that
+# would go below zero, is not touched: its row comes back with day_start -1 or not at all,
+# and the caller fails (the books are broken; never silently made up).
 # $1 user, $2 server, $3 stripe, $4 day, $5 month, $6 money leaving use, $7 money leaving held
 RELEASE_ACCOUNTS = (
     "INSERT INTO accounts AS a (scope_kind, scope_id, stripe, day_start)"  # noqa: S608
     f" SELECT v.kind, v.id, v.stripe, -1 FROM {SCOPES} WHERE v.id IS NOT NULL ORDER BY v.rank"
-    " ON CONFLICT (scope_kind, scope_id, stripe) DO UPDATE SET running = a.running - 1,"
-    " held_micros = a.held_micros - CAST($7 AS BIGINT),"
-    " day_micros = a.day_micros - CASE WHEN a.day_start = $4 THEN CAST($6 AS BIGINT) ELSE 0 END,"
-    " day_held = a.day_held - CASE WHEN a.day_start = $4 THEN CAST($7 AS BIGINT) ELSE 0 END,"
-    " month_micros = a.month_micros"
-    " - CASE WHEN a.month_start = $5 THEN CAST($6 AS BIGINT) ELSE 0 END,"
-    " month_held = a.month_held - CASE WHEN a.month_start = $5 THEN CAST($7 AS BIGINT) ELSE 0 END"
-    " RETURNING scope_kind, day_start"
+    " ON CONFLICT (scope_kind, scope_id, stripe) DO UPDATE SET "
+    + ", ".join(f"{column} = {value}" for column, value in _GIVEN_BACK.items())
+    + " WHERE "
+    + " AND ".join(f"{value} >= 0" for value in _GIVEN_BACK.values())
+    + " RETURNING scope_kind, day_start"
 )
 # A void takes its start back (a start older than the hour may be purged already).
 # $1 user, $2 server, $3 stripe, $4 the start's second
 VOID_STARTS = (
-    "UPDATE account_starts SET started = started - 1 WHERE at_second = $4"
+    "UPDATE account_starts SET started = started - 1 WHERE at_second = $4 AND started > 0"
     " AND ((scope_kind = 'user' AND scope_id = $1 AND stripe = 0)"
     " OR (scope_kind = 'server' AND scope_id = $2 AND stripe = 0)"
     " OR (scope_kind = 'global' AND scope_id = '*' AND stripe = $3))"
@@ -79,11 +93,11 @@ SCOPE_ACCOUNTS = (
     " OR (scope_kind = 'server' AND scope_id = $2) OR scope_kind = 'global'"
     " ORDER BY CASE scope_kind WHEN 'user' THEN 1 WHEN 'server' THEN 2 ELSE 3 END, stripe"
 )
-# clips started in the last hour per scope and second; $1 user, $2 server, $3 now
+# clips started in the last hour per scope and second; $1 user, $2 server, $3 the hour's start
 SCOPE_STARTS = (
     "SELECT scope_kind, at_second, SUM(started) AS n FROM account_starts"
     " WHERE ((scope_kind = 'user' AND scope_id = $1) OR (scope_kind = 'server' AND scope_id = $2)"
-    " OR scope_kind = 'global') AND at_second > CAST($3 AS DOUBLE PRECISION) - 3600"
+    " OR scope_kind = 'global') AND at_second > CAST($3 AS BIGINT)"
     " GROUP BY scope_kind, at_second ORDER BY at_second"
 )
 # starts older than the hour (and a minute) count for nothing; $1 the oldest second to keep

@@ -38,7 +38,7 @@ from storage.ledger.rules import (
     first_refusal,
 )
 from storage.models import LIMIT_FIELDS, Limits, Refusal, Reservation, Scopes
-from storage.periods import day_start, month_start, start_second
+from storage.periods import day_start, hour_start, month_start, start_second
 
 # PostgreSQL: the plain steps as one statement each (migration 0008); SQLSTATE LG001 = not
 # plain, nothing written.
@@ -138,7 +138,7 @@ async def reserve_plain(
     if len(counted) != hold.scope_count:
         raise NotPlain
     started = await tx.fetch(
-        RECORD_START, s.user_id, s.server_id, hold.stripe, hold.second, now, *d[9:], 0
+        RECORD_START, s.user_id, s.server_id, hold.stripe, hold.second, hour_start(now), *d[9:], 0
     )
     if len(started) != hold.scope_count:
         raise NotPlain
@@ -158,7 +158,7 @@ async def reserve_careful(tx: Tx, hold: Hold, caps: Caps) -> Reservation | Refus
     if later_day > day or later_month > month:
         day, month = max(day, later_day), max(month, later_month)
         await tx.execute(sql.MOVE_HOLD, hold.key, day, month)
-    starts = await tx.fetch(sql.SCOPE_STARTS, s.user_id, s.server_id, now)
+    starts = await tx.fetch(sql.SCOPE_STARTS, s.user_id, s.server_id, hour_start(now))
     uses = scope_uses(s, accounts, starts, caps, day, month)
     refusal = first_refusal(uses, hold.amount, day, month)
     if refusal is not None:
@@ -175,7 +175,8 @@ async def reserve_careful(tx: Tx, hold: Hold, caps: Caps) -> Reservation | Refus
         RESERVE_ACCOUNTS, s.user_id, s.server_id, hold.stripe, day, month, hold.amount, *d[:9]
     )
     started = await tx.fetch(
-        RECORD_START, s.user_id, s.server_id, hold.stripe, hold.second, now, *d[9:], 1
+        RECORD_START, s.user_id, s.server_id, hold.stripe, hold.second, hour_start(now), *d[9:],
+        1,
     )
     if len(counted) != len(uses) or len(started) != len(uses):
         raise StorageError(
@@ -349,7 +350,8 @@ async def _release(
     scopes = 2 if server is None else 3
     if len(given) != scopes or any(int(g["day_start"]) < 0 for g in given):
         raise StorageError(
-            f"the accounts of reservation {row['key']!r} are missing; run check_books"
+            f"the accounts of reservation {row['key']!r} are missing or hold less than it;"
+            " nothing was given back - run check_books"
         )
     if kind == "void":
         await tx.execute(sql.VOID_STARTS, user, server, stripe,

@@ -136,3 +136,19 @@ async def test_a_missing_account_is_an_error_not_made_up(db: Database) -> None:
         lambda tx: tx.fetchval("SELECT COUNT(*) FROM accounts WHERE scope_kind = 'server'")
     )
     assert count == 0
+
+
+async def test_an_account_never_goes_below_zero(db: Database) -> None:
+    """No CHECK constraint guards the counters; the statements that give back do."""
+    await db.ledger.reserve("a", U, 700)
+    await db.raw.write(
+        lambda tx: tx.execute("UPDATE accounts SET running = 0 WHERE scope_kind = 'user'")
+    )
+    with pytest.raises(StorageError, match="hold less"):
+        await db.ledger.void("a")
+    got = await db.ledger.get("a")
+    assert got is not None and got.status == "held"  # nothing was written
+    running = await db.raw.read(
+        lambda tx: tx.fetchval("SELECT running FROM accounts WHERE scope_kind = 'server'")
+    )
+    assert running == 1
