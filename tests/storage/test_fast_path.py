@@ -1,4 +1,4 @@
-"""PostgreSQL: a plain reserve, settle or void is ONE statement (migration 0007); whatever is
+"""PostgreSQL: a plain reserve, settle or void is ONE statement (migration 0008); whatever is
 not plain takes the general path and gets the same answer as on SQLite.
 """
 

@@ -1,4 +1,4 @@
-"""Migration 0006 carries a ledger kept in the old tables (budgets, limit_overrides, counted
+"""Migration 0007 carries a ledger kept in the old tables (budgets, limit_overrides, counted
 holds) over to the accounts: what is used, held and running, the caps set per scope, and the
 clips started in the last hour. Databases in the field have data; none of it may be lost.
 """
