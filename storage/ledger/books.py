@@ -29,7 +29,7 @@ async def check_books(tx: Tx, now: float) -> list[str]:
     }
     holds = await tx.fetch("SELECT * FROM holds WHERE status IN ('held', 'settled')")
     want: dict[tuple[_Account, str], int] = defaultdict(int)
-    starts: dict[tuple[_Account, int], int] = defaultdict(int)
+    starts: dict[tuple[str, str, int], int] = defaultdict(int)  # user, server, second
     problems: list[str] = []
     for h in holds:
         held = h["status"] == "held"
@@ -48,9 +48,9 @@ async def check_books(tx: Tx, now: float) -> list[str]:
                     want[(acc, f"{period}_held")] += used if held else 0
             want[(acc, "running")] += 1 if held else 0
             want[(acc, "held_micros")] += used if held else 0
-            second = start_second(float(h["created_at"]))
-            if second > now - HOUR_S:
-                starts[(acc, second)] += 1
+        second = start_second(float(h["created_at"]))
+        if second > now - HOUR_S:
+            starts[(h["user_id"], h["server_id"] or "", second)] += 1
     for acc, row in sorted(accounts.items()):
         columns = ("day_micros", "day_held", "month_micros", "month_held", "running", "held_micros")
         for column in columns:
@@ -60,10 +60,8 @@ async def check_books(tx: Tx, now: float) -> list[str]:
                 )
     problems += _check_shares([r for k, r in sorted(accounts.items()) if k[0] == "global"])
     counted = {
-        ((r["scope_kind"], r["scope_id"], int(r["stripe"])), int(r["at_second"])): int(r["started"])
-        for r in await tx.fetch(
-            "SELECT * FROM account_starts WHERE at_second > $1", now - HOUR_S
-        )
+        (r["user_id"], r["server_id"], int(r["at_second"])): int(r["started"])
+        for r in await tx.fetch("SELECT * FROM starts WHERE at_second > $1", now - HOUR_S)
     }
     for key in sorted(set(counted) | set(starts)):
         if counted.get(key, 0) != starts.get(key, 0):

@@ -63,7 +63,7 @@ BEGIN
     END IF;
     {_named(RECORD_START, start)};
     GET DIAGNOSTICS n = ROW_COUNT;
-    IF n <> scopes THEN
+    IF n <> 1 THEN
         RAISE EXCEPTION 'ledger: an hourly cap has no room' {NOT_PLAIN};
     END IF;
 END
@@ -78,7 +78,7 @@ def release_function() -> str:
         " ELSE h.amount_micros END"  # fmt: skip
     accounts = ["h.user_id", "h.server_id", "h.stripe", "h.day_start", "h.month_start", released,
                 "h.amount_micros"]  # fmt: skip
-    starts = ["h.user_id", "h.server_id", "h.stripe", "CAST(ceil(h.created_at) AS BIGINT)"]
+    starts = ["h.user_id", "h.server_id", "CAST(ceil(h.created_at) AS BIGINT)"]
     settle = _named(sql.SETTLE_HOLD, ["p_key", "p_amount", "p_now"], keep_returning=True)
     void = _named(sql.VOID_HOLD, ["p_key", "p_now"], keep_returning=True)
     give_back = _named(sql.RELEASE_ACCOUNTS, accounts, keep_returning=True)

@@ -37,7 +37,9 @@ async def usage(tx: Tx, scopes: Scopes, caps: Caps, at: float) -> list[CapUsage]
     """Every cap that applies to `scopes`: limit, used (spent + held), remaining, reset time."""
     day, month = day_start(at), month_start(at)
     accounts = await tx.fetch(sql.SCOPE_ACCOUNTS, scopes.user_id, scopes.server_id)
-    starts = await tx.fetch(sql.SCOPE_STARTS, scopes.user_id, scopes.server_id, hour_start(at))
+    starts = await tx.fetch(
+        sql.SCOPE_STARTS, scopes.user_id, scopes.server_id, hour_start(at), 1
+    )
     held_rows = await tx.fetch(_HELD_IN_HOUR, float(hour_start(at)))
     out: list[CapUsage] = []
     for use in scope_uses(scopes, accounts, starts, caps, day, month):

@@ -32,6 +32,7 @@ from storage.periods import HOUR_S, next_day, next_month
 # the account columns that hold a scope's own caps, in `Limits` field order
 CAP_COLUMNS = ("daily_cap", "monthly_cap", "concurrent_cap", "hourly_cap")
 NO_CAP = -1  # a cap column's value for "set to no cap" (NULL = use the default)
+GLOBAL = "'*'"  # the bot-wide scope's id, as SQL
 
 # The scopes of a reservation as rows, in the fixed lock order: user, server, global (the
 # hottest row last, so its lock is held the shortest). $1 user, $2 server (NULL: none),
@@ -132,32 +133,48 @@ RESERVE_ACCOUNTS = (
 )
 
 
-def _hourly_cap() -> str:
-    """The hourly cap of a reservation's scope `v`: its account `o`'s own, else the default."""
+def _hourly_cap(kind: str, scope_id: str, stripe: str, default: int) -> str:
+    """A scope's hourly cap: its account's own, else the default $`default` (NULL = none)."""
+    own = (
+        f"(SELECT o.hourly_cap FROM accounts o WHERE o.scope_kind = '{kind}'"  # noqa: S608
+        f" AND o.scope_id = {scope_id} AND o.stripe = {stripe})"
+    )
+    return f"NULLIF(COALESCE({own}, CAST(${default} AS BIGINT), -1), -1)"
+
+
+def _started(where: str) -> str:
+    """How many clips started in the hour ($5: a start counts when its second is after it)."""
     return (
-        f"CASE WHEN o.hourly_cap IS NULL THEN {_default('v.kind', 6)}"
-        " WHEN o.hourly_cap < 0 THEN NULL ELSE o.hourly_cap END"
+        "(SELECT CAST(COALESCE(SUM(s.started), 0) AS BIGINT) FROM starts s"  # noqa: S608
+        f" WHERE {where} AND s.at_second > CAST($5 AS BIGINT))"
     )
 
 
-# Record the start of one reservation in its second, per scope, only where the hourly cap has
-# room. Runs after RESERVE_ACCOUNTS, whose row locks order every reservation of a scope, so
-# (PostgreSQL, READ COMMITTED) this statement's snapshot holds every earlier start of it.
-# The bot-wide hourly cap sums all 16 stripes; that needs them all locked ($9 = 1, only the
-# careful path), so without the locks a bot-wide hourly cap is never plain.
+# Record the start of one reservation - one row per person, server and second - only if the
+# hourly caps of the person, the server and the bot have room. Runs after RESERVE_ACCOUNTS,
+# whose row locks order every reservation of a scope, so (PostgreSQL, READ COMMITTED) this
+# statement's snapshot holds every earlier start of them. The bot-wide hourly cap counts
+# every start; that needs all 16 stripes locked ($9 = 1, only the careful path), so without
+# the locks a bot-wide hourly cap is never plain.
 # $1 user, $2 server, $3 stripe, $4 the start's second, $5 the hour's start (a start counts
 # when its second is after it: floor(now - 3600)); default hourly caps $6-$8.
+_USER = "CAST($1 AS TEXT)"
+_SERVER = "CAST($2 AS TEXT)"
+_OF_USER = _started(f"s.user_id = {_USER}")
+_OF_SERVER = _started(f"s.server_id = {_SERVER} AND s.server_id <> ''")
+_OF_ALL = _started("TRUE")
 RECORD_START = (
-    "INSERT INTO account_starts AS t (scope_kind, scope_id, stripe, at_second, started)"  # noqa: S608
-    f" SELECT v.kind, v.id, v.stripe, CAST($4 AS BIGINT), 1 FROM {SCOPES}"
-    " LEFT JOIN accounts o ON o.scope_kind = v.kind AND o.scope_id = v.id AND o.stripe = v.stripe"
-    f" WHERE v.id IS NOT NULL AND (({_hourly_cap()}) IS NULL OR ((v.kind <> 'global' OR $9 = 1)"
-    " AND (SELECT CAST(COALESCE(SUM(s.started), 0) AS BIGINT) FROM account_starts s"
-    " WHERE s.scope_kind = v.kind AND s.scope_id = v.id AND s.at_second > CAST($5 AS BIGINT))"
-    f" < ({_hourly_cap()})))"
-    " ORDER BY v.rank"
-    " ON CONFLICT (scope_kind, scope_id, stripe, at_second) DO UPDATE SET started = t.started + 1"
-    " RETURNING scope_kind"
+    "WITH c AS (SELECT"  # noqa: S608
+    f" {_hourly_cap('user', _USER, '0', 6)} AS cu,"
+    f" {_hourly_cap('server', _SERVER, '0', 7)} AS cs,"
+    f" {_hourly_cap('global', GLOBAL, 'CAST($3 AS INTEGER)', 8)} AS cg)"
+    " INSERT INTO starts AS t (user_id, server_id, at_second, started)"
+    f" SELECT {_USER}, COALESCE({_SERVER}, ''), CAST($4 AS BIGINT), 1 FROM c"
+    f" WHERE (c.cu IS NULL OR {_OF_USER} < c.cu)"
+    f" AND (c.cs IS NULL OR $2 IS NULL OR {_OF_SERVER} < c.cs)"
+    f" AND (c.cg IS NULL OR ($9 = 1 AND {_OF_ALL} < c.cg))"
+    " ON CONFLICT (user_id, at_second, server_id) DO UPDATE SET started = t.started + 1"
+    " RETURNING started"
 )
 
 

@@ -68,12 +68,10 @@ RELEASE_ACCOUNTS = (
     + " RETURNING scope_kind, day_start"
 )
 # A void takes its start back (a start older than the hour may be purged already).
-# $1 user, $2 server, $3 stripe, $4 the start's second
+# $1 user, $2 server, $3 the start's second
 VOID_STARTS = (
-    "UPDATE account_starts SET started = started - 1 WHERE at_second = $4 AND started > 0"
-    " AND ((scope_kind = 'user' AND scope_id = $1 AND stripe = 0)"
-    " OR (scope_kind = 'server' AND scope_id = $2 AND stripe = 0)"
-    " OR (scope_kind = 'global' AND scope_id = '*' AND stripe = $3))"
+    "UPDATE starts SET started = started - 1 WHERE user_id = $1"
+    " AND server_id = COALESCE(CAST($2 AS TEXT), '') AND at_second = $3 AND started > 0"
 )
 
 # Every account a reservation may touch, created when missing and locked (an update that
@@ -93,12 +91,18 @@ SCOPE_ACCOUNTS = (
     " OR (scope_kind = 'server' AND scope_id = $2) OR scope_kind = 'global'"
     " ORDER BY CASE scope_kind WHEN 'user' THEN 1 WHEN 'server' THEN 2 ELSE 3 END, stripe"
 )
-# clips started in the last hour per scope and second; $1 user, $2 server, $3 the hour's start
+# Clips started in the last hour per scope and second, oldest first: the person's, the
+# server's and (when $4 = 1; it reads every start of the hour) the bot's.
+# $1 user, $2 server, $3 the hour's start
 SCOPE_STARTS = (
-    "SELECT scope_kind, at_second, SUM(started) AS n FROM account_starts"
-    " WHERE ((scope_kind = 'user' AND scope_id = $1) OR (scope_kind = 'server' AND scope_id = $2)"
-    " OR scope_kind = 'global') AND at_second > CAST($3 AS BIGINT)"
-    " GROUP BY scope_kind, at_second ORDER BY at_second"
+    "SELECT 'user' AS scope_kind, at_second, SUM(started) AS n FROM starts"
+    " WHERE user_id = $1 AND at_second > CAST($3 AS BIGINT) GROUP BY at_second"
+    " UNION ALL SELECT 'server', at_second, SUM(started) FROM starts"
+    " WHERE server_id = CAST($2 AS TEXT) AND server_id <> '' AND at_second > CAST($3 AS BIGINT)"
+    " GROUP BY at_second"
+    " UNION ALL SELECT 'global', at_second, SUM(started) FROM starts"
+    " WHERE $4 = 1 AND at_second > CAST($3 AS BIGINT) GROUP BY at_second"
+    " ORDER BY 2"
 )
 # starts older than the hour (and a minute) count for nothing; $1 the oldest second to keep
-PURGE_STARTS = "DELETE FROM account_starts WHERE at_second < $1"
+PURGE_STARTS = "DELETE FROM starts WHERE at_second < $1"

@@ -140,7 +140,7 @@ async def reserve_plain(
     started = await tx.fetch(
         RECORD_START, s.user_id, s.server_id, hold.stripe, hold.second, hour_start(now), *d[9:], 0
     )
-    if len(started) != hold.scope_count:
+    if not started:
         raise NotPlain
     return hold.held()
 
@@ -158,7 +158,11 @@ async def reserve_careful(tx: Tx, hold: Hold, caps: Caps) -> Reservation | Refus
     if later_day > day or later_month > month:
         day, month = max(day, later_day), max(month, later_month)
         await tx.execute(sql.MOVE_HOLD, hold.key, day, month)
-    starts = await tx.fetch(sql.SCOPE_STARTS, s.user_id, s.server_id, hour_start(now))
+    bot = scope_uses(Scopes(s.user_id), accounts, [], caps, day, month)[-1]
+    every_start = 1 if bot.limits.jobs_per_hour is not None else 0  # all are locked: count them
+    starts = await tx.fetch(
+        sql.SCOPE_STARTS, s.user_id, s.server_id, hour_start(now), every_start
+    )
     uses = scope_uses(s, accounts, starts, caps, day, month)
     refusal = first_refusal(uses, hold.amount, day, month)
     if refusal is not None:
@@ -178,10 +182,11 @@ async def reserve_careful(tx: Tx, hold: Hold, caps: Caps) -> Reservation | Refus
         RECORD_START, s.user_id, s.server_id, hold.stripe, hold.second, hour_start(now), *d[9:],
         1,
     )
-    if len(counted) != len(uses) or len(started) != len(uses):
+    if len(counted) != len(uses) or not started:
         raise StorageError(
             f"reservation {hold.key!r}: the caps said it fits but the counters refused it "
-            f"({len(counted)} and {len(started)} of {len(uses)} scopes); nothing was reserved"
+            f"({len(counted)} of {len(uses)} accounts, {len(started)} start); nothing was"
+            " reserved"
         )
     return hold.held()
 
@@ -354,6 +359,5 @@ async def _release(
             " nothing was given back - run check_books"
         )
     if kind == "void":
-        await tx.execute(sql.VOID_STARTS, user, server, stripe,
-                         start_second(float(row["created_at"])))  # fmt: skip
+        await tx.execute(sql.VOID_STARTS, user, server, start_second(float(row["created_at"])))
 

@@ -43,17 +43,18 @@ CREATE TABLE accounts (
     PRIMARY KEY (scope_kind, scope_id, stripe)
 );
 
--- Clips started (held or settled; a void takes its start back) per whole second, rounded up,
--- per scope: the hourly cap counts the rows with at_second > now - 3600 (the key leads with the
--- second, so that is one range of the index, whatever the stripe). Older rows are purged.
-CREATE TABLE account_starts (
-    scope_kind TEXT NOT NULL,
-    scope_id TEXT NOT NULL,
-    stripe INTEGER NOT NULL DEFAULT 0,
+-- Clips started (held or settled; a void takes its start back) per person, server ('' = none)
+-- and whole second, rounded up. The hourly caps count the rows with at_second > now - 3600:
+-- a person's by the key, a server's by starts_server, the bot's by reading them all (only when
+-- a bot-wide hourly cap is set). One row per reservation at most; older rows are purged.
+CREATE TABLE starts (
+    user_id TEXT NOT NULL,
+    server_id TEXT NOT NULL,
     at_second BIGINT NOT NULL,
     started BIGINT NOT NULL,
-    PRIMARY KEY (scope_kind, scope_id, at_second, stripe)
+    PRIMARY KEY (user_id, at_second, server_id)
 );
+CREATE INDEX starts_server ON starts (server_id, at_second) WHERE server_id <> '';
 
 -- Carry over: each scope's latest day and month counter, ...
 INSERT INTO accounts (scope_kind, scope_id, stripe, day_start, month_start)
@@ -120,31 +121,17 @@ UPDATE accounts SET
 
 -- ... and the clips started in the hour before the newest hold (the second rounded up, written
 -- so that PostgreSQL's rounding CAST and SQLite's truncating one agree).
-INSERT INTO account_starts (scope_kind, scope_id, stripe, at_second, started)
-SELECT 'user', r.user_id, 0, r.sec, COUNT(*) FROM (
-    SELECT user_id, CAST(created_at AS BIGINT)
+INSERT INTO starts (user_id, server_id, at_second, started)
+SELECT r.user_id, r.server_id, r.sec, COUNT(*) FROM (
+    SELECT user_id, COALESCE(server_id, '') AS server_id, CAST(created_at AS BIGINT)
         + CASE WHEN CAST(created_at AS BIGINT) < created_at THEN 1 ELSE 0 END AS sec
     FROM holds WHERE status IN ('held', 'settled')
       AND created_at > (SELECT MAX(created_at) FROM holds) - 3700) AS r
-GROUP BY r.user_id, r.sec;
+GROUP BY r.user_id, r.server_id, r.sec;
 
-INSERT INTO account_starts (scope_kind, scope_id, stripe, at_second, started)
-SELECT 'server', r.server_id, 0, r.sec, COUNT(*) FROM (
-    SELECT server_id, CAST(created_at AS BIGINT)
-        + CASE WHEN CAST(created_at AS BIGINT) < created_at THEN 1 ELSE 0 END AS sec
-    FROM holds WHERE status IN ('held', 'settled') AND server_id IS NOT NULL
-      AND created_at > (SELECT MAX(created_at) FROM holds) - 3700) AS r
-GROUP BY r.server_id, r.sec;
-
-INSERT INTO account_starts (scope_kind, scope_id, stripe, at_second, started)
-SELECT 'global', '*', r.stripe, r.sec, COUNT(*) FROM (
-    SELECT stripe, CAST(created_at AS BIGINT)
-        + CASE WHEN CAST(created_at AS BIGINT) < created_at THEN 1 ELSE 0 END AS sec
-    FROM holds WHERE status IN ('held', 'settled')
-      AND created_at > (SELECT MAX(created_at) FROM holds) - 3700) AS r
-GROUP BY r.stripe, r.sec;
-
--- The caps no longer count holds; what stays is holds_created, for reports and /metrics.
+-- The caps no longer count holds; what stays is holds_created, for reports and /metrics. The
+-- history is read in order (`ledger export`), never by time on a hot path: no index on it.
+DROP INDEX entries_at;
 DROP INDEX holds_user_created;
 DROP INDEX holds_server_created;
 DROP INDEX holds_user_held;

@@ -9,7 +9,7 @@ DROP FUNCTION IF EXISTS ledger_release_fast(TEXT, TEXT, BIGINT, DOUBLE PRECISION
 -- Every reservation updates its accounts: leave room on each page for the new row versions,
 -- so that updates stay on their page (HOT) and touch no index.
 ALTER TABLE accounts SET (fillfactor = 50);
-ALTER TABLE account_starts SET (fillfactor = 70);
+ALTER TABLE starts SET (fillfactor = 70);
 
 CREATE OR REPLACE FUNCTION ledger_reserve(
     p_key TEXT, p_amount BIGINT, p_user TEXT, p_server TEXT, p_model TEXT, p_note TEXT,
@@ -30,9 +30,9 @@ BEGIN
     IF n <> scopes THEN
         RAISE EXCEPTION 'ledger: a cap has no room, or a share or period is new' USING ERRCODE = 'LG001';
     END IF;
-    INSERT INTO account_starts AS t (scope_kind, scope_id, stripe, at_second, started) SELECT v.kind, v.id, v.stripe, CAST(p_second AS BIGINT), 1 FROM (SELECT 1 AS rank, 'user' AS kind, CAST(p_user AS TEXT) AS id, 0 AS stripe UNION ALL SELECT 2, 'server', CAST(p_server AS TEXT), 0 UNION ALL SELECT 3, 'global', '*', CAST(p_stripe AS INTEGER)) AS v LEFT JOIN accounts o ON o.scope_kind = v.kind AND o.scope_id = v.id AND o.stripe = v.stripe WHERE v.id IS NOT NULL AND ((CASE WHEN o.hourly_cap IS NULL THEN CASE v.kind WHEN 'user' THEN CAST(p_caps[10] AS BIGINT) WHEN 'server' THEN CAST(p_caps[11] AS BIGINT) ELSE CAST(p_caps[12] AS BIGINT) END WHEN o.hourly_cap < 0 THEN NULL ELSE o.hourly_cap END) IS NULL OR ((v.kind <> 'global' OR 0 = 1) AND (SELECT CAST(COALESCE(SUM(s.started), 0) AS BIGINT) FROM account_starts s WHERE s.scope_kind = v.kind AND s.scope_id = v.id AND s.at_second > CAST(CAST(floor(p_now - 3600) AS BIGINT) AS BIGINT)) < (CASE WHEN o.hourly_cap IS NULL THEN CASE v.kind WHEN 'user' THEN CAST(p_caps[10] AS BIGINT) WHEN 'server' THEN CAST(p_caps[11] AS BIGINT) ELSE CAST(p_caps[12] AS BIGINT) END WHEN o.hourly_cap < 0 THEN NULL ELSE o.hourly_cap END))) ORDER BY v.rank ON CONFLICT (scope_kind, scope_id, stripe, at_second) DO UPDATE SET started = t.started + 1;
+    WITH c AS (SELECT NULLIF(COALESCE((SELECT o.hourly_cap FROM accounts o WHERE o.scope_kind = 'user' AND o.scope_id = CAST(p_user AS TEXT) AND o.stripe = 0), CAST(p_caps[10] AS BIGINT), -1), -1) AS cu, NULLIF(COALESCE((SELECT o.hourly_cap FROM accounts o WHERE o.scope_kind = 'server' AND o.scope_id = CAST(p_server AS TEXT) AND o.stripe = 0), CAST(p_caps[11] AS BIGINT), -1), -1) AS cs, NULLIF(COALESCE((SELECT o.hourly_cap FROM accounts o WHERE o.scope_kind = 'global' AND o.scope_id = '*' AND o.stripe = CAST(p_stripe AS INTEGER)), CAST(p_caps[12] AS BIGINT), -1), -1) AS cg) INSERT INTO starts AS t (user_id, server_id, at_second, started) SELECT CAST(p_user AS TEXT), COALESCE(CAST(p_server AS TEXT), ''), CAST(p_second AS BIGINT), 1 FROM c WHERE (c.cu IS NULL OR (SELECT CAST(COALESCE(SUM(s.started), 0) AS BIGINT) FROM starts s WHERE s.user_id = CAST(p_user AS TEXT) AND s.at_second > CAST(CAST(floor(p_now - 3600) AS BIGINT) AS BIGINT)) < c.cu) AND (c.cs IS NULL OR p_server IS NULL OR (SELECT CAST(COALESCE(SUM(s.started), 0) AS BIGINT) FROM starts s WHERE s.server_id = CAST(p_server AS TEXT) AND s.server_id <> '' AND s.at_second > CAST(CAST(floor(p_now - 3600) AS BIGINT) AS BIGINT)) < c.cs) AND (c.cg IS NULL OR (0 = 1 AND (SELECT CAST(COALESCE(SUM(s.started), 0) AS BIGINT) FROM starts s WHERE TRUE AND s.at_second > CAST(CAST(floor(p_now - 3600) AS BIGINT) AS BIGINT)) < c.cg)) ON CONFLICT (user_id, at_second, server_id) DO UPDATE SET started = t.started + 1;
     GET DIAGNOSTICS n = ROW_COUNT;
-    IF n <> scopes THEN
+    IF n <> 1 THEN
         RAISE EXCEPTION 'ledger: an hourly cap has no room' USING ERRCODE = 'LG001';
     END IF;
 END
@@ -61,7 +61,7 @@ BEGIN
         RAISE EXCEPTION 'ledger: accounts missing' USING ERRCODE = 'LG001';
     END IF;
     IF p_kind = 'void' THEN
-        UPDATE account_starts SET started = started - 1 WHERE at_second = CAST(ceil(h.created_at) AS BIGINT) AND started > 0 AND ((scope_kind = 'user' AND scope_id = h.user_id AND stripe = 0) OR (scope_kind = 'server' AND scope_id = h.server_id AND stripe = 0) OR (scope_kind = 'global' AND scope_id = '*' AND stripe = h.stripe));
+        UPDATE starts SET started = started - 1 WHERE user_id = h.user_id AND server_id = COALESCE(CAST(h.server_id AS TEXT), '') AND at_second = CAST(ceil(h.created_at) AS BIGINT) AND started > 0;
     END IF;
     RETURN NEXT h;
 END

@@ -104,7 +104,7 @@ async def state(db: Database) -> list[Any]:
             for table, order in (
                 ("holds", "key"),
                 ("accounts", "scope_kind, scope_id, stripe"),
-                ("account_starts", "scope_kind, scope_id, stripe, at_second"),
+                ("starts", "user_id, at_second, server_id"),
             )
         ]
 
@@ -133,5 +133,5 @@ async def test_functions_and_python_statements_agree(
 
 
 async def _reset(tx: Any) -> None:
-    for table in ("holds", "entries", "accounts", "account_starts", "jobs", "job_events"):
+    for table in ("holds", "entries", "accounts", "starts", "jobs", "job_events"):
         await tx.execute(f"DELETE FROM {table}")  # noqa: S608
