@@ -20,10 +20,11 @@ scope, as real traffic does.
 
 The ceiling (--ceiling) is the minimal loop of the same shape on the same backend, durability
 (SQLite WAL + synchronous=FULL through the project's own group commit; PostgreSQL
-synchronous_commit=on, one statement in autocommit per step), processes and callers: per
+synchronous_commit=on, one round trip in autocommit per step), processes and callers: per
 operation two write transactions, each one conditional `UPDATE counters SET v = v + amount
 WHERE id = caller AND v + amount <= cap RETURNING v` and one `INSERT` into a log table (on
-PostgreSQL both in one statement, a data-modifying WITH). Ledger and ceiling alternate,
+PostgreSQL one PL/pgSQL call runs both, as the ledger runs its steps; --pg-ceiling statement
+runs them as one statement instead, which measures about the same). Ledger and ceiling alternate,
 --repeat times, so both see the same background load; each figure is the median, with the
 ratio of the medians and, in brackets, the lowest and highest ratio of one repetition.
 
@@ -107,10 +108,31 @@ _ID_PK = {
 }
 _STEP = "UPDATE bench_counters SET v = v + $2 WHERE id = $1 AND v + $2 <= $3 RETURNING v"
 _LOG = "INSERT INTO bench_log (at, key, amount) VALUES ($1, $2, $3)"
-_STEP_PG = (
-    "WITH u AS (UPDATE bench_counters SET v = v + $2 WHERE id = $1 AND v + $2 <= $3 RETURNING v)"
-    " INSERT INTO bench_log (at, key, amount) SELECT $4, $5, $2 FROM u RETURNING amount"
-)
+# PostgreSQL: the step as one round trip in autocommit, like the ledger's own steps: a PL/pgSQL
+# call running the UPDATE and then the INSERT (the issue's reference), or - stricter - both
+# in one statement (a data-modifying WITH), with --pg-ceiling statement.
+_STEP_PG = {
+    "function": "SELECT bench_step($1, $2, $3, $4, $5)",
+    "statement": (
+        "WITH u AS (UPDATE bench_counters SET v = v + $2 WHERE id = $1 AND v + $2 <= $3"
+        " RETURNING v) INSERT INTO bench_log (at, key, amount) SELECT $4, $5, $2 FROM u"
+        " RETURNING amount"
+    ),
+}
+_STEP_FUNCTION = """CREATE OR REPLACE FUNCTION bench_step(
+    p_id TEXT, p_amount BIGINT, p_cap BIGINT, p_at DOUBLE PRECISION, p_key TEXT
+) RETURNS BIGINT LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    counted BIGINT;
+BEGIN
+    UPDATE bench_counters SET v = v + p_amount WHERE id = p_id AND v + p_amount <= p_cap
+    RETURNING v INTO counted;
+    IF counted IS NOT NULL THEN
+        INSERT INTO bench_log (at, key, amount) VALUES (p_at, p_key, p_amount);
+    END IF;
+    RETURN counted;
+END
+$$"""
 _CEILING_CAP = 10**15
 
 
@@ -121,6 +143,8 @@ async def create_ceiling_tables(url: str) -> None:
         async def run(tx: Tx) -> None:
             for sql in _CEILING_TABLES:
                 await tx.execute(sql.format(id_pk=_ID_PK[backend.name]))
+            if backend.name == "postgres":
+                await tx.execute(_STEP_FUNCTION)
 
         await backend.script(run)
     finally:
@@ -139,6 +163,7 @@ class Run:
     seconds: float
     global_cap: bool
     server_share: int  # callers sharing one server at a time (the server concurrency cap is 10)
+    pg_ceiling: str  # "function" or "statement"
     tag: str  # unique per run, so keys and scopes never repeat across runs
 
 
@@ -194,8 +219,9 @@ async def child_run(run: Run) -> dict[str, Any]:
                 for amount in (AMOUNT, -AMOUNT):
                     if backend.name == "postgres":
                         rows = await backend.write_one(
-                            _STEP_PG, cid, amount, _CEILING_CAP, time.time(), key
+                            _STEP_PG[run.pg_ceiling], cid, amount, _CEILING_CAP, time.time(), key
                         )
+                        rows = [r for r in rows if r[0] is not None]
                     else:
                         rows = await backend.write(
                             lambda tx, amount=amount, key=key: _ceiling_step(
@@ -368,6 +394,7 @@ class Config:
     processes: int
     global_cap: bool = False
     server_share: int = 1
+    pg_ceiling: str = "function"
 
     def label(self) -> str:
         name = "SQLite" if self.backend == "sqlite" else "PostgreSQL"
@@ -375,6 +402,8 @@ class Config:
         text = f"{name}, {procs}" + (", global money cap" if self.global_cap else "")
         if self.server_share > 1:
             text += f", {self.server_share} callers per server"
+        if self.backend == "postgres" and self.pg_ceiling != "function":
+            text += f" (ceiling: one {self.pg_ceiling})"
         return text
 
 
@@ -403,7 +432,7 @@ async def measure(
                     run = Run(
                         url=db_url, mode=mode, proc=0, level=level, seconds=seconds,
                         global_cap=cfg.global_cap, server_share=cfg.server_share,
-                        tag=f"{r}{mode[0]}{level}",
+                        pg_ceiling=cfg.pg_ceiling, tag=f"{r}{mode[0]}{level}",
                     )  # fmt: skip
                     rate, refused, cpu = await run_level(db_url, cfg.processes, run)
                     figs = out[level]
@@ -456,7 +485,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.all:
         configs, ceiling = ALL, True
     else:
-        configs = [Config(args.backend, args.processes, args.global_cap, args.server_share)]
+        configs = [
+            Config(
+                args.backend, args.processes, args.global_cap, args.server_share, args.pg_ceiling
+            )
+        ]
         ceiling = args.ceiling
     rows = []
     results = []
@@ -492,6 +525,11 @@ if __name__ == "__main__":
     parser.add_argument(
         "--ceiling", action="store_true", help="also measure the minimal same-shape loop"
     )
+    parser.add_argument(
+        "--pg-ceiling", choices=["function", "statement"], default="function",
+        help="PostgreSQL: the ceiling's step as one PL/pgSQL call running the UPDATE and the "
+        "INSERT (default, as the ledger runs its steps), or as one statement (stricter)",
+    )  # fmt: skip
     parser.add_argument(
         "--all", action="store_true",
         help="every README row: both backends, 1 and 4 processes, with and without a global "
