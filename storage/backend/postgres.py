@@ -39,6 +39,10 @@ class PgTx:
     async def execute(self, sql: str, *args: Any) -> None:
         await self._conn.execute(sql, *args)
 
+    async def count(self, sql: str, *args: Any) -> int:
+        status = await self._conn.execute(sql, *args)  # "INSERT 0 3", "UPDATE 2"
+        return int(status.rsplit(" ", 1)[-1])
+
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """The pool's default reset runs `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;

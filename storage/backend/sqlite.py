@@ -67,6 +67,12 @@ class SqliteTx:
     async def execute(self, sql: str, *args: Any) -> None:
         self._conn.execute(to_sqlite(sql), args).fetchall()
 
+    async def count(self, sql: str, *args: Any) -> int:
+        # total_changes, not rowcount: sqlite3 leaves rowcount at -1 for a write led by WITH
+        before = self._conn.total_changes
+        self._conn.execute(to_sqlite(sql), args).fetchall()
+        return self._conn.total_changes - before
+
 
 def connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(

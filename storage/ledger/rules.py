@@ -102,8 +102,8 @@ def _rolled(period: str, column: str, start: str, otherwise: str = "0") -> str:
 
 
 # Count one reservation on the accounts of its scopes, each only where every money and
-# concurrency cap has room; RETURNING names the accounts counted (all of them, or the
-# reservation is refused). A period never moves backwards: an account already in a later day
+# concurrency cap has room; it writes all of them (one per scope), or the reservation is
+# refused. A period never moves backwards: an account already in a later day
 # or month than the reservation (another process's clock ran ahead) is left alone.
 # $1 user, $2 server, $3 stripe, $4 day, $5 month, $6 amount; default caps:
 # $7-$9 daily, $10-$12 monthly, $13-$15 concurrent (user, server, global each).
@@ -129,7 +129,6 @@ RESERVE_ACCOUNTS = (
     f" AND {_money_fits('day', _cap('daily_cap', 7))}"
     f" AND {_money_fits('month', _cap('monthly_cap', 10))}"
     f" AND {_running_fits(_cap('concurrent_cap', 13))}"
-    " RETURNING scope_kind"
 )
 
 
@@ -174,7 +173,6 @@ RECORD_START = (
     f" AND (c.cs IS NULL OR $2 IS NULL OR {_OF_SERVER} < c.cs)"
     f" AND (c.cg IS NULL OR ($9 = 1 AND {_OF_ALL} < c.cg))"
     " ON CONFLICT (user_id, at_second, server_id) DO UPDATE SET started = t.started + 1"
-    " RETURNING started"
 )
 
 

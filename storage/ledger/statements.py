@@ -13,7 +13,7 @@ INSERT_HOLD = (
     "INSERT INTO holds (key, status, amount_micros, settled_micros, user_id, server_id, model,"
     " note, day_start, month_start, stripe, created_at, updated_at)"
     " VALUES ($1, 'held', $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $10)"
-    " ON CONFLICT (key) DO NOTHING RETURNING key"
+    " ON CONFLICT (key) DO NOTHING"
 )
 # $1 at, $2 key, $3 kind, $4 amount, $5 user, $6 server, $7 model, $8 note
 ENTRY = (
@@ -55,17 +55,19 @@ _GIVEN_BACK = {
 # Give back what a hold no longer uses, to the periods it was reserved in (nothing when its
 # account has moved on to a later period: that period is over), scope by scope in the lock
 # order - and only when no counter would go below zero. An account that is missing, or that
-# would go below zero, is not touched: its row comes back with day_start -1 or not at all,
-# and the caller fails (the books are broken; never silently made up).
+# would go below zero, is not touched, so fewer rows than scopes are written and the caller
+# fails (the books are broken; never silently made up). The statement is an upsert that never
+# inserts: only so that PostgreSQL locks the rows in the order of the scopes.
 # $1 user, $2 server, $3 stripe, $4 day, $5 month, $6 money leaving use, $7 money leaving held
 RELEASE_ACCOUNTS = (
-    "INSERT INTO accounts AS a (scope_kind, scope_id, stripe, day_start)"  # noqa: S608
-    f" SELECT v.kind, v.id, v.stripe, -1 FROM {SCOPES} WHERE v.id IS NOT NULL ORDER BY v.rank"
+    "INSERT INTO accounts AS a (scope_kind, scope_id, stripe)"  # noqa: S608
+    f" SELECT v.kind, v.id, v.stripe FROM {SCOPES} WHERE v.id IS NOT NULL AND EXISTS"
+    " (SELECT 1 FROM accounts e WHERE e.scope_kind = v.kind AND e.scope_id = v.id"
+    " AND e.stripe = v.stripe) ORDER BY v.rank"
     " ON CONFLICT (scope_kind, scope_id, stripe) DO UPDATE SET "
     + ", ".join(f"{column} = {value}" for column, value in _GIVEN_BACK.items())
     + " WHERE "
     + " AND ".join(f"{value} >= 0" for value in _GIVEN_BACK.values())
-    + " RETURNING scope_kind, day_start"
 )
 # A void takes its start back (a start older than the hour may be purged already).
 # $1 user, $2 server, $3 the start's second

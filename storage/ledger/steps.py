@@ -126,18 +126,18 @@ async def reserve_plain(
             raise
         return hold.held()
     s, now = hold.scopes, hold.now
-    if await _insert_hold(tx, hold, hold.day, hold.month) is None:
+    if not await _insert_hold(tx, hold, hold.day, hold.month):
         return await _repeat(tx, hold)
     await tx.execute(sql.ENTRY, now, hold.key, "reserve", hold.amount, s.user_id, s.server_id,
                      hold.model, hold.note)  # fmt: skip
     d = default_caps(caps)
-    counted = await tx.fetch(
+    counted = await tx.count(
         RESERVE_ACCOUNTS, s.user_id, s.server_id, hold.stripe, hold.day, hold.month,
         hold.amount, *d[:9],
     )  # fmt: skip
-    if len(counted) != hold.scope_count:
+    if counted != hold.scope_count:
         raise NotPlain
-    started = await tx.fetch(
+    started = await tx.count(
         RECORD_START, s.user_id, s.server_id, hold.stripe, hold.second, hour_start(now), *d[9:], 0
     )
     if not started:
@@ -149,7 +149,7 @@ async def reserve_careful(tx: Tx, hold: Hold, caps: Caps) -> Reservation | Refus
     """The reservation with every case handled; a refusal is recorded under its key."""
     s, now = hold.scopes, hold.now
     day, month = hold.day, hold.month
-    if await _insert_hold(tx, hold, day, month) is None:
+    if not await _insert_hold(tx, hold, day, month):
         return await _repeat(tx, hold)
     accounts = await tx.fetch(sql.LOCK_ACCOUNTS, s.user_id, s.server_id)
     # periods only move forward: behind another process's clock, count in its later period
@@ -175,28 +175,29 @@ async def reserve_careful(tx: Tx, hold: Hold, caps: Caps) -> Reservation | Refus
     await tx.execute(sql.ENTRY, now, hold.key, "reserve", hold.amount, s.user_id, s.server_id,
                      hold.model, hold.note)  # fmt: skip
     d = default_caps(caps)
-    counted = await tx.fetch(
+    counted = await tx.count(
         RESERVE_ACCOUNTS, s.user_id, s.server_id, hold.stripe, day, month, hold.amount, *d[:9]
     )
-    started = await tx.fetch(
+    started = await tx.count(
         RECORD_START, s.user_id, s.server_id, hold.stripe, hold.second, hour_start(now), *d[9:],
         1,
     )
-    if len(counted) != len(uses) or not started:
+    if counted != len(uses) or not started:
         raise StorageError(
             f"reservation {hold.key!r}: the caps said it fits but the counters refused it "
-            f"({len(counted)} of {len(uses)} accounts, {len(started)} start); nothing was"
-            " reserved"
+            f"({counted} of {len(uses)} accounts, {started} start); nothing was reserved"
         )
     return hold.held()
 
 
-async def _insert_hold(tx: Tx, hold: Hold, day: int, month: int) -> Row | None:
+async def _insert_hold(tx: Tx, hold: Hold, day: int, month: int) -> bool:
+    """Insert the hold row; False when its key was seen before."""
     s = hold.scopes
-    return await tx.fetchrow(
+    inserted = await tx.count(
         sql.INSERT_HOLD, hold.key, hold.amount, s.user_id, s.server_id, hold.model, hold.note,
         day, month, hold.stripe, hold.now,
     )  # fmt: skip
+    return inserted > 0
 
 
 async def _repeat(tx: Tx, hold: Hold) -> Reservation | Refusal:
@@ -348,12 +349,11 @@ async def _release(
     user, server, stripe = row["user_id"], row["server_id"], int(row["stripe"])
     await tx.execute(sql.ENTRY, now, row["key"], kind, logged, user, server, row["model"], note)
     released = amount - settled if kind == "settle" else amount
-    given = await tx.fetch(
+    given = await tx.count(
         sql.RELEASE_ACCOUNTS, user, server, stripe, int(row["day_start"]),
         int(row["month_start"]), released, amount,
     )  # fmt: skip
-    scopes = 2 if server is None else 3
-    if len(given) != scopes or any(int(g["day_start"]) < 0 for g in given):
+    if given != (2 if server is None else 3):
         raise StorageError(
             f"the accounts of reservation {row['key']!r} are missing or hold less than it;"
             " nothing was given back - run check_books"

@@ -80,7 +80,7 @@ def install_crash_hook(crash_at: int) -> list[int]:
         return hooked
 
     for cls in (backend.SqliteTx, backend.PgTx):
-        for name in ("fetch", "fetchrow", "fetchval", "execute"):
+        for name in ("fetch", "fetchrow", "fetchval", "execute", "count"):
             setattr(cls, name, wrap(getattr(cls, name)))
     return count
 

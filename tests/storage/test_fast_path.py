@@ -28,7 +28,7 @@ def limit_defaults() -> LimitDefaults:
 def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Every SQL statement the PostgreSQL backend sends (BEGIN/COMMIT are not counted)."""
     seen: list[str] = []
-    for name in ("fetch", "fetchrow", "fetchval", "execute"):
+    for name in ("fetch", "fetchrow", "fetchval", "execute", "count"):
         orig = getattr(backend_mod.PgTx, name)
 
         def wrap(orig: Any = orig) -> Any:
