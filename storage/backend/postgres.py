@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import logging
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -70,6 +71,8 @@ class PostgresBackend:
 
         self._pool = pool
         self._retryable = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+        # what was retried, by error (a deadlock means a lock order was broken: tests check)
+        self.retried: Counter[str] = Counter()
 
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresBackend:
@@ -90,6 +93,7 @@ class PostgresBackend:
                 async with self._pool.acquire() as conn, conn.transaction():
                     return await fn(PgTx(conn))
             except self._retryable as exc:
+                self.retried[type(exc).__name__] += 1
                 await _backoff(attempt, exc, "transaction")
         raise AssertionError("unreachable")
 
@@ -102,6 +106,7 @@ class PostgresBackend:
                 async with self._pool.acquire() as conn:
                     return await PgTx(conn).fetch(sql, *args)
             except self._retryable as exc:
+                self.retried[type(exc).__name__] += 1
                 await _backoff(attempt, exc, "statement")
         raise AssertionError("unreachable")
 
