@@ -302,13 +302,7 @@ class JobStore:
         sets, args = _set_clause(fields, 4)
 
         async def run(tx: Tx, plain: bool) -> Job:
-            current = await tx.fetchrow(
-                f"SELECT * FROM jobs WHERE id = $1{self._db.for_update}",  # noqa: S608
-                job_id,
-            )
-            if current is None:
-                raise UnknownJob(f"no job with id {job_id!r}")
-            job = Job.from_row(current)
+            job = await self._locked_job(tx, job_id)
             if job.status not in expected:
                 raise InvalidTransition(job, job.status, to)
             row = await tx.fetchrow(
@@ -329,6 +323,16 @@ class JobStore:
 
         return await self._plain_first(run)
 
+    async def _locked_job(self, tx: Tx, job_id: str) -> Job:
+        """The job re-read inside `tx` (on PostgreSQL, locked until it commits)."""
+        row = await tx.fetchrow(
+            f"SELECT * FROM jobs WHERE id = $1{self._db.for_update}",  # noqa: S608
+            job_id,
+        )
+        if row is None:
+            raise UnknownJob(f"no job with id {job_id!r}")
+        return Job.from_row(row)
+
     async def resolve_hold(
         self, job_id: str, outcome: Literal["settle", "void"], *, note: str
     ) -> Job:
@@ -341,13 +345,7 @@ class JobStore:
         now = self._clock()
 
         async def run(tx: Tx) -> Job:
-            current = await tx.fetchrow(
-                f"SELECT * FROM jobs WHERE id = $1{self._db.for_update}",  # noqa: S608
-                job_id,
-            )
-            if current is None:
-                raise UnknownJob(f"no job with id {job_id!r}")
-            job = Job.from_row(current)
+            job = await self._locked_job(tx, job_id)
             hold = await tx.fetchval(
                 f"SELECT status FROM holds WHERE key = $1{self._db.for_update}",  # noqa: S608
                 job.ledger_key,
@@ -382,13 +380,7 @@ class JobStore:
         now = self._clock()
 
         async def run(tx: Tx) -> Job:
-            current = await tx.fetchrow(
-                f"SELECT * FROM jobs WHERE id = $1{self._db.for_update}",  # noqa: S608
-                job_id,
-            )
-            if current is None:
-                raise UnknownJob(f"no job with id {job_id!r}")
-            job = Job.from_row(current)
+            job = await self._locked_job(tx, job_id)
             if job.provider_task_id not in (None, task_id):
                 raise InvalidTransition(job, job.status)  # another task: never overwrite it
             hold = await tx.fetchval("SELECT status FROM holds WHERE key = $1", job.ledger_key)

@@ -19,6 +19,23 @@ from tests.web.conftest import free_socket
 GUARD_S = 90  # only against a hang; nothing here depends on how fast things are
 
 
+def serve_env(
+    simulator: Simulator, database_url: str, tmp_path: Path
+) -> tuple[int, dict[str, str]]:
+    """A free port and the environment of a `serve` process listening on it."""
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    settings = settings_for(
+        simulator, database_url,
+        time_scale=1.0, web_host="127.0.0.1", web_port=port,
+        public_base_url=f"http://127.0.0.1:{port}", clip_dir=str(tmp_path / "clips"),
+    )  # fmt: skip
+    env = {**os.environ, **env_for(settings)}
+    env.pop("PORT", None)
+    return port, env
+
+
 async def read_until(stream: asyncio.StreamReader, needle: str, seen: list[str]) -> str:
     async def scan() -> str:
         while True:
@@ -36,16 +53,7 @@ async def read_until(stream: asyncio.StreamReader, needle: str, seen: list[str])
 async def test_serve_runs_a_job_to_a_delivered_clip_and_stops_cleanly(
     simulator: Simulator, database_url: str, tmp_path: Path, png_file: Path
 ) -> None:
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    settings = settings_for(
-        simulator, database_url,
-        time_scale=1.0, web_host="127.0.0.1", web_port=port,
-        public_base_url=f"http://127.0.0.1:{port}", clip_dir=str(tmp_path / "clips"),
-    )  # fmt: skip
-    env = {**os.environ, **env_for(settings)}
-    env.pop("PORT", None)
+    port, env = serve_env(simulator, database_url, tmp_path)
     serve = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "serve", cwd=tmp_path, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -109,16 +117,7 @@ async def test_a_callback_lost_while_down_is_caught_up_when_the_endpoint_starts(
     """A deploy: the provider calls back while no endpoint listens and gives up. When
     `serve` starts, it looks at the jobs with the provider within 30 s instead of at their
     next safety-net poll (minutes away at this time scale)."""
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    settings = settings_for(
-        simulator, database_url,
-        time_scale=1.0, web_host="127.0.0.1", web_port=port,
-        public_base_url=f"http://127.0.0.1:{port}", clip_dir=str(tmp_path / "clips"),
-    )  # fmt: skip
-    env = {**os.environ, **env_for(settings)}
-    env.pop("PORT", None)
+    _, env = serve_env(simulator, database_url, tmp_path)
     out = tmp_path / "out"
     cli = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "animate", str(png_file), "--prompt", "waves",
