@@ -47,7 +47,10 @@ class WriterGate:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        os.close(self._fd)
+        # once only: a second os.close could close a file that has since reused the number
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 def is_busy(exc: BaseException) -> bool:

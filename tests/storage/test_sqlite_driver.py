@@ -84,3 +84,14 @@ async def test_reads_and_scripts_refuse_suspending_bodies(backend: Any) -> None:
     with pytest.raises(SuspendingBody):
         await backend.script(slow_read)
     assert await backend.read(_count) == 0  # and the connections still work
+
+
+async def test_closing_twice_leaves_other_files_alone(tmp_path: Path) -> None:
+    """A second close must not close the writer lock's file number again: by then it may
+    belong to another file of the process."""
+    be = await SqliteBackend.open(str(tmp_path / "twice.db"))
+    await be.close()
+    with open(tmp_path / "other.txt", "w") as other:  # likely takes the freed number
+        await be.close()
+        other.write("still open")
+    assert (tmp_path / "other.txt").read_text() == "still open"
