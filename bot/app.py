@@ -29,7 +29,7 @@ from bot.runner import JobRunner
 from bot.service import AnimateService
 from bot.sinks import SinkRegistry
 from bot.submitter import Submitter
-from providers._http import DEFAULT_LIMITS, DEFAULT_TIMEOUT
+from providers._http import DEFAULT_LIMITS, DEFAULT_TIMEOUT, EnvironmentProxies
 from providers.base import VideoProvider
 from providers.novita import NovitaClient
 from providers.pricing import PriceTable
@@ -80,9 +80,11 @@ def build_providers(
     metrics = metrics or Metrics()
 
     def http(provider: str) -> httpx.AsyncClient:
-        inner = httpx.AsyncHTTPTransport(limits=DEFAULT_LIMITS)
+        # trust_env=False: the proxies of the environment are routed under the counting
+        # transport (EnvironmentProxies), not mounted by httpx in front of it
+        inner = EnvironmentProxies(DEFAULT_LIMITS)
         client = httpx.AsyncClient(
-            timeout=DEFAULT_TIMEOUT, transport=metrics.transport(provider, inner)
+            timeout=DEFAULT_TIMEOUT, transport=metrics.transport(provider, inner), trust_env=False
         )
         stack.push_async_callback(client.aclose)
         return client

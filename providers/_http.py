@@ -7,9 +7,11 @@ API key never reaches a log line or an exception message.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import random
+import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -59,6 +61,66 @@ def as_secret(api_key: str | SecretStr | None) -> SecretStr:
 def make_http_client(timeout: httpx.Timeout | None) -> httpx.AsyncClient:
     """One pooled client per provider client; no default headers, so no key lives on it."""
     return httpx.AsyncClient(timeout=timeout or DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS)
+
+
+class EnvironmentProxies(httpx.AsyncBaseTransport):
+    """Sends each request the way the environment says (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY,
+    NO_PROXY, read by the standard library as curl reads them): through a proxy or direct.
+
+    For clients built with `trust_env=False` around a transport of our own (the counting one,
+    bot/metrics.py): with `trust_env=True` httpx mounts its own proxy transports in front of
+    ours, and requests through a proxy would go uncounted and without our connection limits.
+    """
+
+    def __init__(self, limits: httpx.Limits, environ: Mapping[str, str] | None = None) -> None:
+        self._limits = limits
+        self._proxies = _environment_proxies(environ)
+        self._direct = httpx.AsyncHTTPTransport(limits=limits)
+        self._via: dict[str, httpx.AsyncHTTPTransport] = {}
+
+    def route(self, url: httpx.URL) -> str | None:
+        """The proxy a request to `url` goes through; None = direct."""
+        proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
+        if _is_loopback(url.host):
+            return None  # this machine: a proxy's loopback would be another machine's
+        # proxy_bypass_environment: NO_PROXY as the standard library reads it (CPython has it
+        # since 2.7; typeshed leaves it out)
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+        if not proxy or bypass(url.host, self._proxies):
+            return None
+        return proxy
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        proxy = self.route(request.url)
+        if proxy is None:
+            return await self._direct.handle_async_request(request)
+        if proxy not in self._via:
+            self._via[proxy] = httpx.AsyncHTTPTransport(proxy=proxy, limits=self._limits)
+        return await self._via[proxy].handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for transport in (self._direct, *self._via.values()):
+            await transport.aclose()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _environment_proxies(environ: Mapping[str, str] | None) -> dict[str, str]:
+    """{scheme or "all" or "no": value} from the *_proxy variables (either case)."""
+    if environ is None:
+        return urllib.request.getproxies_environment()
+    found: dict[str, str] = {}
+    for name, value in environ.items():
+        if value and name.lower().endswith("_proxy"):
+            found.setdefault(name.lower()[: -len("_proxy")], value)
+    return found
 
 
 class Redactor:
