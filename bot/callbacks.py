@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from enum import StrEnum
 
+from bot import messages
 from bot.links import LinkSigner
 from bot.runner import JobRunner, completion_fields
 from providers.base import ProviderTask, TaskStatus
@@ -134,6 +135,8 @@ class CallbackInbox:
             log.warning("refused a WaveSpeed callback for job %s: %s", job_id, exc)
             return Outcome.BAD_SIGNATURE
         job = await self.jobs.get(job_id)
+        if job is not None and job.status is JobStatus.EXPIRED and job.provider_task_id is None:
+            job = await self._adopt(job, task.task_id)
         if job is None or job.status not in _WAKEABLE:
             return Outcome.IGNORED
         if job.provider_task_id is not None and task.task_id != job.provider_task_id:
@@ -146,6 +149,24 @@ class CallbackInbox:
             await self.runner.notify_job(job.id)  # deliver now, wherever the runner is
             return Outcome.APPLIED
         return Outcome.WOKEN if await self.runner.notify_job(job.id) else Outcome.IGNORED
+
+    async def _adopt(self, job: Job, task_id: str) -> Job | None:
+        """A submit whose answer was lost (an unknown outcome: the job expired, its hold kept)
+        answered after all by WaveSpeed's signed callback for this job's own URL. The task is
+        the job's - a job has at most one, since an unknown outcome is never resubmitted - so
+        it is recorded and, while the hold is held and no one has resolved the job, followed
+        again (the same step as a submit answered late, JobStore.record_late_task)."""
+        log.warning("job %s: a signed callback named task %s; recording it", job.id, task_id)
+        try:
+            return await self.jobs.record_late_task(
+                job.id,
+                task_id,
+                resumed=messages.late_task(task_id, resumed=True, callback=True),
+                recorded=messages.late_task(task_id, resumed=False, callback=True),
+                resume_at=self.runner.clock(),
+            )
+        except InvalidTransition:
+            return None  # another task was recorded meanwhile: never overwrite it
 
     async def _verified(self, headers: Mapping[str, str], body: bytes) -> ProviderTask:
         now = self.wall_clock()

@@ -65,13 +65,16 @@ def no_credit() -> str:
     return "The bot's provider account has run out of credit; the operator must top it up."
 
 
-def late_task(task_id: str, *, resumed: bool) -> str:
+def late_task(task_id: str, *, resumed: bool, callback: bool = False) -> str:
+    """A task id heard after the job was given up as an unknown outcome (the submit's answer
+    came late, or the provider's signed callback named it)."""
     then = (
         "the bot follows it again"
         if resumed
         else "check that task with the provider before resolving this job"
     )
-    return f"The provider answered late with task {task_id}: the clip was submitted; {then}."
+    how = "The provider's signed callback named" if callback else "The provider answered late with"
+    return f"{how} task {task_id}: the clip was submitted; {then}."
 
 
 def cancel_recorded(status: str, cost_micros: int) -> str:

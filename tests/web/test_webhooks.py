@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 import bot.runner
-from providers.simulator import Simulator
+from providers.simulator import Fault, Simulator
 from providers.webhooks import sign_wavespeed_webhook
 from storage import JobStatus
 from tests.bot.conftest import Clock
+from tests.bot.test_runner import SUBMIT_PATH
 from tests.web.conftest import free_socket, requests_for, serve_endpoint
 
 
@@ -265,3 +266,55 @@ async def test_on_postgres_a_callback_to_one_process_wakes_the_runner_of_another
     assert callbacks_counted(web_process, "wavespeed", "applied") == 1
     assert (worker.out / f"{job.id}.mp4").exists()  # the worker's own sink delivered it
     assert simulator.stats.polls[job.provider_task_id] == 0
+
+
+async def test_a_signed_callback_answers_a_submit_whose_reply_was_lost(
+    endpoint: Callable[..., Any], simulator: Simulator, png_file: Path
+) -> None:
+    """The provider created the task but its reply never arrived: the job is given up as an
+    unknown outcome with its hold kept. WaveSpeed's signed callback to the job's own URL then
+    names the task: it is recorded, the clip delivered and the hold settled once - no one has
+    to resolve it by hand."""
+    simulator.add_fault(
+        Fault(method="POST", path_prefix=SUBMIT_PATH, after_handler=True, drop_connection=True)
+    )
+    async with endpoint() as ep:
+        job = await ep.animate(png_file)
+        assert job.status is JobStatus.EXPIRED and job.provider_task_id is None
+        (task_id,) = simulator.tasks  # the provider did create it
+        held = await ep.app.db.ledger.get(job.ledger_key)
+        assert held is not None and held.status == "held"
+        simulator.complete_now(task_id)
+        await simulator.drain_webhooks()  # the callback was answered: the job is ours again
+        done = await ep.delivered(job.id)
+        assert await settles(ep, job.ledger_key) == 1
+        history = [e.to_status for e in await ep.app.db.jobs.history(job.id)]
+    assert done.status is JobStatus.DELIVERED and done.provider_task_id == task_id
+    assert history[-4:] == [
+        JobStatus.EXPIRED, JobStatus.SUBMITTED, JobStatus.COMPLETED, JobStatus.DELIVERED
+    ]
+    assert (ep.out / f"{job.id}.mp4").stat().st_size > 0
+    assert simulator.stats.polls[task_id] == 0  # the callback carried the result
+
+
+async def test_a_callback_for_a_job_already_resolved_only_records_the_task(
+    endpoint: Callable[..., Any], simulator: Simulator, png_file: Path
+) -> None:
+    """The operator voided the unknown outcome before the callback came: the task id is kept
+    for them to check, and nothing else changes - no charge, no delivery."""
+    simulator.add_fault(
+        Fault(method="POST", path_prefix=SUBMIT_PATH, after_handler=True, drop_connection=True)
+    )
+    async with endpoint() as ep:
+        job = await ep.animate(png_file)
+        await ep.app.db.jobs.resolve_hold(job.id, "void", note="checked: looked lost")
+        (task_id,) = simulator.tasks
+        simulator.complete_now(task_id)
+        await simulator.drain_webhooks()
+        after = await ep.app.db.jobs.get(job.id)
+        voided = await ep.app.db.ledger.get(job.ledger_key)
+        assert await settles(ep, job.ledger_key) == 0
+    assert after is not None and after.status is JobStatus.EXPIRED
+    assert after.provider_task_id == task_id
+    assert voided is not None and voided.status == "voided"
+    assert not (ep.out / f"{job.id}.mp4").exists()
