@@ -40,8 +40,9 @@ def cancelled_after_failure() -> str:
 def outcome_unknown(cost_micros: int, job_id: str) -> str:
     return (
         "The provider did not confirm the submission, so this clip may or may not have been "
-        f"made. The {format_usd(cost_micros)} stays reserved until an operator checks "
-        f"job {job_id} with the provider; you will never be charged twice."
+        f"made. The {format_usd(cost_micros)} stays reserved until the provider confirms it "
+        f"or an operator checks job {job_id} with the provider; you will never be charged "
+        "twice."
     )
 
 
