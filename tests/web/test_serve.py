@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -34,6 +35,18 @@ def serve_env(
     env = {**os.environ, **env_for(settings)}
     env.pop("PORT", None)
     return port, env
+
+
+async def animate_no_wait(env: dict[str, str], tmp_path: Path, png_file: Path) -> Any:
+    """`animate --no-wait --json` as a separate process; its JSON answer."""
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "animate", str(png_file), "--prompt", "waves",
+        "--user", "alice", "--no-wait", "--json", "--out", str(tmp_path / "out"),
+        cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    cli_out, cli_err = await asyncio.wait_for(cli.communicate(), GUARD_S)
+    assert cli.returncode == 0, cli_err.decode()
+    return json.loads(cli_out.decode().strip().splitlines()[-1])
 
 
 async def read_until(stream: asyncio.StreamReader, needle: str, seen: list[str]) -> str:
@@ -63,15 +76,7 @@ async def test_serve_runs_a_job_to_a_delivered_clip_and_stops_cleanly(
     try:
         ready = await read_until(serve.stdout, "web endpoint listening on", said)
         assert f"http://127.0.0.1:{port}" in ready
-        out = tmp_path / "out"
-        cli = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "animate", str(png_file), "--prompt", "waves",
-            "--user", "alice", "--no-wait", "--json", "--out", str(out),
-            cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        cli_out, cli_err = await asyncio.wait_for(cli.communicate(), GUARD_S)
-        assert cli.returncode == 0, cli_err.decode()
-        job = json.loads(cli_out.decode().strip().splitlines()[-1])
+        job = await animate_no_wait(env, tmp_path, png_file)
         assert job["status"] == "submitted"
         [task] = simulator.tasks.values()
         assert task.webhook_url is not None and f":{port}/hooks/wavespeed/" in task.webhook_url
@@ -86,7 +91,7 @@ async def test_serve_runs_a_job_to_a_delivered_clip_and_stops_cleanly(
             serve.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(serve.communicate(), GUARD_S)
     assert serve.returncode == 0, err.decode()
-    clip = out / f"{job['job_id']}.mp4"
+    clip = tmp_path / "out" / f"{job['job_id']}.mp4"
     assert clip.stat().st_size > 0
     assert simulator.stats.polls[task.id] == 0  # the callback, not a poll, finished it
 
@@ -118,15 +123,7 @@ async def test_a_callback_lost_while_down_is_caught_up_when_the_endpoint_starts(
     `serve` starts, it looks at the jobs with the provider within 30 s instead of at their
     next safety-net poll (minutes away at this time scale)."""
     _, env = serve_env(simulator, database_url, tmp_path)
-    out = tmp_path / "out"
-    cli = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "animate", str(png_file), "--prompt", "waves",
-        "--user", "alice", "--no-wait", "--json", "--out", str(out),
-        cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    cli_out, cli_err = await asyncio.wait_for(cli.communicate(), GUARD_S)
-    assert cli.returncode == 0, cli_err.decode()
-    job = json.loads(cli_out.decode().strip().splitlines()[-1])
+    job = await animate_no_wait(env, tmp_path, png_file)
     [task] = simulator.tasks.values()
     simulator.complete_now(task.id)
     await simulator.sender.drain()  # every delivery attempt failed: nobody listened
