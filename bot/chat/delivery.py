@@ -27,7 +27,7 @@ from typing import Protocol
 from bot.chat.actions import Button, buttons_for
 from bot.chat.fit import fit_clip
 from bot.chat.markup import Markup
-from bot.chat.status import StatusView, render_status
+from bot.chat.status import StatusView, render_status, shows_ledger_cost
 from bot.chat.texts import model_name, option_words
 from bot.sinks import Clip, Progress
 from providers.money import format_usd
@@ -126,7 +126,9 @@ class ChatSink:
                 return
             if job.message_id is None and current.message_id:
                 job = dataclasses.replace(job, message_id=current.message_id)
-        reservation = await self.ledger.get(job.ledger_key)
+        reservation = None
+        if shows_ledger_cost(job, delivered=delivered):
+            reservation = await self.ledger.get(job.ledger_key)
         view = render_status(
             job, self.m, reservation=reservation, progress=progress, note=note,
             delivered=delivered,

@@ -43,8 +43,3 @@ class Markup:
 
 DISCORD = Markup("discord")
 SLACK = Markup("slack")
-PLAIN = Markup("plain")
-
-
-def markup_for(platform: str) -> Markup:
-    return {"discord": DISCORD, "slack": SLACK}.get(platform, PLAIN)

@@ -9,7 +9,6 @@ delivered or failed, with the reason and whether it cost anything).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from bot.chat.actions import Action, Button, buttons_for
 from bot.chat.markup import Markup
@@ -17,8 +16,6 @@ from bot.chat.texts import PROVIDER_NAMES, model_name
 from bot.sinks import Progress
 from providers.money import format_usd
 from storage import ACTIVE, Job, JobStatus, Reservation
-
-Tone = Literal["working", "done", "failed", "cancelled"]
 
 STATE_WORDS = {
     "reserved": "queued",
@@ -37,7 +34,6 @@ class StatusView:
     headline: str
     details: list[str] = field(default_factory=list)
     buttons: list[Button] = field(default_factory=list)
-    tone: Tone = "working"
 
     def text(self) -> str:
         return "\n".join([self.headline, *self.details])
@@ -55,6 +51,12 @@ def cost_words(job: Job, reservation: Reservation | None) -> str:
     if reservation.status == "settled":
         return f"{format_usd(reservation.settled_micros)} charged"
     return "not charged"
+
+
+def shows_ledger_cost(job: Job, *, delivered: bool = False) -> bool:
+    """Whether `render_status` reads the hold (a job that ended without its clip: what it
+    cost); a working or delivered job shows its price, so its redraws need no ledger read."""
+    return not delivered and job.status not in ACTIVE and job.status is not JobStatus.DELIVERED
 
 
 def render_status(
@@ -75,11 +77,9 @@ def render_status(
     details: list[str] = []
     if delivered or job.status is JobStatus.DELIVERED:
         headline = f"✅ {title} delivered · {format_usd(job.cost_micros)} charged"
-        tone: Tone = "done"
         if note:
             details.append(note)
     elif job.status in ACTIVE:
-        tone = "working"
         if job.cancel_requested:
             headline = f"🛑 {title}: cancel requested"
             details.append(
@@ -103,11 +103,9 @@ def render_status(
                 f"Taking longer than usual ({_minutes(progress.elapsed_s)}); still following it."
             )
     elif job.status is JobStatus.CANCELLED:
-        tone = "cancelled"
         headline = f"🚫 {title} cancelled · {cost_words(job, reservation)}"
         details.append(note or job.status_reason)
     else:
-        tone = "failed"
         headline = f"❌ {title} {STATE_WORDS[job.status.value]} · {cost_words(job, reservation)}"
         details.append(note or job.status_reason)
     view_job = job if not delivered else _as_delivered(job)
@@ -115,7 +113,6 @@ def render_status(
         headline=headline,
         details=[d for d in details if d],
         buttons=buttons_for(view_job, on="status"),
-        tone=tone,
     )
 
 

@@ -63,12 +63,6 @@ def request_summary(job: Job, m: Markup) -> str:
     )
 
 
-def quote_line(model_id: str, params: Mapping[str, Any], cost_micros: int, m: Markup) -> str:
-    """A price before anything is held: '**Sora 2** · 8 s — $0.80'."""
-    words = " · ".join([m.bold(model_name(model_id)), *option_words(model_id, params)])
-    return f"{words} — {m.bold(format_usd(cost_micros))}"
-
-
 def job_line(
     job: Job, reservation: Reservation | None, m: Markup, *, link: str | None = None
 ) -> str:
