@@ -10,11 +10,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
-
-from bot.cli._output import CliError
-from bot.config import Settings
+from bot.cli._output import cli_settings
 
 
 def register(sub: Any) -> None:
@@ -27,34 +23,12 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=lambda a: asyncio.run(_discord(a)))
 
 
-def load_settings() -> Settings:
-    """Settings, or one sentence naming the setting that is wrong."""
-    try:
-        return Settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]).upper() if first.get("loc") else "a setting"
-        message = str(first["msg"]).removeprefix("Value error, ")
-        if name not in message:
-            message = f"{name}: {message}"
-        raise CliError(message) from None
-    except SettingsError as exc:
-        raise CliError(f"bad configuration in the environment or .env: {exc}") from None
-
-
 async def _discord(args: argparse.Namespace) -> int:
-    from bot.cli.processes import chat_services, run_services
-    from bot.discord_adapter import DiscordSetupError
+    from bot.cli.processes import announce, run_services
+    from bot.discord_adapter import discord_service, require_token
 
-    settings = load_settings()
-    if settings.discord_token is None:
-        raise CliError(
-            "DISCORD_TOKEN is not set: create a bot in the Discord Developer Portal and put its "
-            "token in DISCORD_TOKEN (README, Discord)."
-        )
-    services = {k: v for k, v in chat_services(settings).items() if k == "discord"}
-    try:
-        await run_services(settings, services)
-    except DiscordSetupError as exc:
-        raise CliError(str(exc)) from None
+    settings = cli_settings()
+    require_token(settings)
+    # only the Discord front door: another platform's settings are not this process's
+    await run_services(settings, {"discord": discord_service(announce)})
     return 0

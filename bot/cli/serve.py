@@ -14,7 +14,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from bot.config import Settings
+from bot.cli._output import cli_settings
 
 
 def register(sub: Any) -> None:
@@ -39,7 +39,7 @@ async def _web(args: argparse.Namespace) -> int:
     from bot.cli.processes import run_services
     from bot.web import web_service
 
-    await run_services(Settings(), {"web": web_service()})
+    await run_services(cli_settings(), {"web": web_service()})
     return 0
 
 
@@ -47,7 +47,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from bot.cli.processes import chat_routes, chat_services, run_services
     from bot.web import web_service
 
-    settings = Settings()
+    settings = cli_settings()
     services = {**chat_services(settings), "web": web_service(chat_routes(settings))}
     await run_services(settings, services)
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bot.config import Settings
+from bot.cli._output import cli_settings
 
 
 def register(sub: Any) -> None:
@@ -28,7 +28,7 @@ def _slack(args: Any) -> int:
     from bot.slack_adapter.process import check_settings, http_service, socket_mode, socket_service
     from bot.slack_adapter.web import check_app_token, identify, web_client
 
-    settings = Settings()
+    settings = cli_settings()
     check_settings(settings)
     asyncio.run(identify(web_client(settings, None)))  # a token Slack refuses
     if socket_mode(settings):

@@ -21,6 +21,7 @@ import discord
 
 from bot.app import App
 from bot.chat.delivery import ChatSink
+from bot.config import Settings
 from bot.discord_adapter.client import make_client
 from bot.discord_adapter.front import DiscordFrontDoor
 from bot.discord_adapter.gateway import DiscordSetupError, token_refused, use_api_base
@@ -28,23 +29,24 @@ from bot.discord_adapter.poster import DiscordPoster, RestClient
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DiscordSetupError", "discord_poster", "discord_service"]
+__all__ = ["DiscordSetupError", "discord_poster", "discord_service", "require_token"]
 
 
-def _token(app: App) -> str:
-    if app.settings.discord_token is None:
+def require_token(settings: Settings) -> str:
+    """The bot token, or DiscordSetupError (one sentence) when it is not set."""
+    if settings.discord_token is None:
         raise DiscordSetupError(
             "DISCORD_TOKEN is not set: create a bot in the Discord Developer Portal and put "
             "its token in DISCORD_TOKEN (README, Discord)."
         )
-    return app.settings.discord_token.get_secret_value()
+    return settings.discord_token.get_secret_value()
 
 
 def discord_poster(app: App) -> DiscordPoster:
     """What the runner's chat sink posts Discord jobs with: the bot token over REST, with a
     client that is closed with the App."""
     use_api_base(app.settings.discord_api_base_url)
-    rest = RestClient(_token(app))
+    rest = RestClient(require_token(app.settings))
     app.resources.push_async_callback(rest.close)
     return DiscordPoster(rest)
 
@@ -56,11 +58,13 @@ def discord_service(
     `stop`; then the interactions in hand are finished and the client closed."""
 
     async def run(app: App, stop: asyncio.Event) -> None:
-        token = _token(app)
+        from bot.cli.processes import chat_sink
+
+        token = require_token(app.settings)
         use_api_base(app.settings.discord_api_base_url)
         sink = app.sinks.get("discord")
         if not isinstance(sink, ChatSink):  # run_services registers it (add_chat_sinks)
-            sink = ChatSink(discord_poster(app), jobs=app.db.jobs, ledger=app.db.ledger)
+            sink = chat_sink(app, discord_poster(app))
             app.sinks.register("discord", sink)
         front = DiscordFrontDoor(app, sink)
         client = make_client(

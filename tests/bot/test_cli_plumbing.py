@@ -137,3 +137,16 @@ def test_an_unreachable_database_names_database_url(
         "DATABASE_URL=postgresql://bot:***@127.0.0.1:1/animatebot: the connection was refused"
     )
     assert "s3cret" not in err and err.count("\n") == 1 and "fix DATABASE_URL" in err
+
+
+@pytest.mark.parametrize("command", ["web", "serve", "slack", "discord"])
+def test_the_long_running_processes_say_a_bad_setting_in_one_sentence(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    command: str,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WEB_PORT", "abc")
+    assert main([command]) == 2
+    _, err = capsys.readouterr()
+    assert err.startswith("error: WEB_PORT='abc' is not allowed")
+    assert err.count("\n") == 1 and "pydantic" not in err

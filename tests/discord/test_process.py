@@ -152,6 +152,23 @@ async def test_discord_shards_runs_the_auto_sharded_client(
     assert proc.returncode == 0, err
 
 
+async def test_the_discord_process_is_not_stopped_by_another_platforms_settings(
+    simulator: Simulator, database_url: str, tmp_path: Path
+) -> None:
+    """A Slack token without its signing secret is the `slack` process's problem (it says so
+    there); the `discord` process runs only the Discord front door."""
+    async with FakeDiscord() as fake:
+        env = process_env(simulator, database_url, fake, SLACK_BOT_TOKEN="xoxb-1-2-abc")
+        env.pop("SLACK_SIGNING_SECRET", None)
+        proc = await start(env, tmp_path)
+        try:
+            await asyncio.wait_for(fake.identified.wait(), 60)
+        finally:
+            _, err = await stop(proc)
+    assert proc.returncode == 0, err
+    assert "SLACK_SIGNING_SECRET" not in err
+
+
 async def test_serve_with_a_refused_token_says_so_in_one_sentence(
     simulator: Simulator, database_url: str, tmp_path: Path
 ) -> None:
