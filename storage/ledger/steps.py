@@ -125,22 +125,12 @@ async def reserve_plain(
                 raise NotPlain from exc
             raise
         return hold.held()
-    s, now = hold.scopes, hold.now
     if not await _insert_hold(tx, hold, hold.day, hold.month):
         return await _repeat(tx, hold)
-    await tx.execute(sql.ENTRY, now, hold.key, "reserve", hold.amount, s.user_id, s.server_id,
-                     hold.model, hold.note)  # fmt: skip
-    d = default_caps(caps)
-    counted = await tx.count(
-        RESERVE_ACCOUNTS, s.user_id, s.server_id, hold.stripe, hold.day, hold.month,
-        hold.amount, *d[:9],
-    )  # fmt: skip
-    if counted != hold.scope_count:
+    await _entry(tx, hold, "reserve", hold.note)
+    if await _count_accounts(tx, hold, caps, hold.day, hold.month) != hold.scope_count:
         raise NotPlain
-    started = await tx.count(
-        RECORD_START, s.user_id, s.server_id, hold.stripe, hold.second, hour_start(now), *d[9:], 0
-    )
-    if not started:
+    if not await _record_start(tx, hold, caps, every=False):
         raise NotPlain
     return hold.held()
 
@@ -168,26 +158,43 @@ async def reserve_careful(tx: Tx, hold: Hold, caps: Caps) -> Reservation | Refus
     if refusal is not None:
         await tx.execute(sql.REFUSE_HOLD, hold.key, refusal.to_json(), now)
         why = refusal.message()
-        await tx.execute(sql.ENTRY, now, hold.key, "refuse", hold.amount, s.user_id, s.server_id,
-                         hold.model, f"{hold.note}: {why}" if hold.note else why)  # fmt: skip
+        await _entry(tx, hold, "refuse", f"{hold.note}: {why}" if hold.note else why)
         return refusal
     await _share_the_bot_caps(tx, uses[-1], hold, day, month)
-    await tx.execute(sql.ENTRY, now, hold.key, "reserve", hold.amount, s.user_id, s.server_id,
-                     hold.model, hold.note)  # fmt: skip
-    d = default_caps(caps)
-    counted = await tx.count(
-        RESERVE_ACCOUNTS, s.user_id, s.server_id, hold.stripe, day, month, hold.amount, *d[:9]
-    )
-    started = await tx.count(
-        RECORD_START, s.user_id, s.server_id, hold.stripe, hold.second, hour_start(now), *d[9:],
-        1,
-    )
+    await _entry(tx, hold, "reserve", hold.note)
+    counted = await _count_accounts(tx, hold, caps, day, month)
+    started = await _record_start(tx, hold, caps, every=True)
     if counted != len(uses) or not started:
         raise StorageError(
             f"reservation {hold.key!r}: the caps said it fits but the counters refused it "
             f"({counted} of {len(uses)} accounts, {started} start); nothing was reserved"
         )
     return hold.held()
+
+
+async def _entry(tx: Tx, hold: Hold, kind: Literal["reserve", "refuse"], note: str) -> None:
+    """The history line of a reservation (or of its refusal)."""
+    s = hold.scopes
+    await tx.execute(sql.ENTRY, hold.now, hold.key, kind, hold.amount, s.user_id, s.server_id,
+                     hold.model, note)  # fmt: skip
+
+
+async def _count_accounts(tx: Tx, hold: Hold, caps: Caps, day: int, month: int) -> int:
+    """Count the reservation on every account of its scopes; how many took it."""
+    s = hold.scopes
+    return await tx.count(
+        RESERVE_ACCOUNTS, s.user_id, s.server_id, hold.stripe, day, month, hold.amount,
+        *default_caps(caps)[:9],
+    )  # fmt: skip
+
+
+async def _record_start(tx: Tx, hold: Hold, caps: Caps, every: bool) -> int:
+    """Record the job's start for the hourly caps; every: all stripes are locked (careful)."""
+    s = hold.scopes
+    return await tx.count(
+        RECORD_START, s.user_id, s.server_id, hold.stripe, hold.second, hour_start(hold.now),
+        *default_caps(caps)[9:], 1 if every else 0,
+    )  # fmt: skip
 
 
 async def _insert_hold(tx: Tx, hold: Hold, day: int, month: int) -> bool:
