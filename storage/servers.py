@@ -12,11 +12,8 @@ import time
 from collections.abc import Callable, Collection
 
 from storage.backend import Backend, Tx, placeholders
+from storage.ledger.limits import CAP_OF_FIELD, FIELD_OF_CAP
 from storage.models import LIMIT_FIELDS, Limits, SavedLora
-
-_CAP_NAMES = ("daily", "monthly", "concurrent_jobs", "jobs_per_hour")
-_FIELD_OF_CAP = dict(zip(_CAP_NAMES, LIMIT_FIELDS, strict=True))
-_CAP_OF_FIELD = dict(zip(LIMIT_FIELDS, _CAP_NAMES, strict=True))
 
 
 class ServerStore:
@@ -122,7 +119,7 @@ class ServerStore:
 
         async def run(tx: Tx) -> dict[str, int | None]:
             for name, value in changes.items():
-                cap = _CAP_OF_FIELD[name]
+                cap = CAP_OF_FIELD[name]
                 if value == "default":
                     await tx.execute(
                         "DELETE FROM role_limits"
@@ -178,7 +175,7 @@ async def _role_caps(
     out: dict[str, dict[str, int | None]] = {}
     for r in await tx.fetch(sql + " ORDER BY role_id, cap", *args):
         value = r["value"]
-        out.setdefault(r["role_id"], {})[_FIELD_OF_CAP[r["cap"]]] = (
+        out.setdefault(r["role_id"], {})[FIELD_OF_CAP[r["cap"]]] = (
             None if value is None else int(value)
         )
     return out
