@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -73,6 +74,9 @@ class PostgresWakeups(Wakeups):
         self._lost = asyncio.Event()
         self._sends: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
+        # sent with our own pokes: our LISTEN connection hears them too, and poke has already
+        # woken this process's runner
+        self._token = uuid.uuid4().hex
 
     async def start(self) -> None:
         if self._keeper is not None:
@@ -94,6 +98,8 @@ class PostgresWakeups(Wakeups):
         self.connected.set()
 
     def _on_notify(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        if payload == self._token:
+            return  # our own poke: it woke this process's runner when it was sent
         self._deliver()
 
     async def _keep_listening(self) -> None:
@@ -115,8 +121,10 @@ class PostgresWakeups(Wakeups):
             self._deliver()  # notifications sent while we were away are lost: look once
 
     def poke(self, payload: str = "") -> None:
+        """Wake this process's runner now and NOTIFY the others (listeners read no payload:
+        ours carries this process's token, so its own LISTEN does not wake it twice)."""
         self._deliver()
-        task = asyncio.get_running_loop().create_task(self._notify(payload))
+        task = asyncio.get_running_loop().create_task(self._notify(self._token))
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
 
