@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from storage.backend import Backend, Tx
 from storage.models import Refusal
+from storage.periods import day_start, month_start
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,7 @@ class Snapshot:
 
 def period_starts(now: float) -> tuple[float, float]:
     """Start of the current UTC day and month, as Unix seconds."""
-    at = datetime.fromtimestamp(now, UTC)
-    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
-    return day.timestamp(), day.replace(day=1).timestamp()
+    return float(day_start(now)), float(month_start(now))
 
 
 async def snapshot(backend: Backend, now: float) -> Snapshot:
