@@ -6,6 +6,7 @@ plain reserve, settle or void runs are also the body of the PostgreSQL functions
 
 from __future__ import annotations
 
+from storage.ledger.escrow import GLOBAL_STRIPES
 from storage.ledger.rules import SCOPES
 
 # $1 key, $2 amount, $3 user, $4 server, $5 model, $6 note, $7 day, $8 month, $9 stripe, $10 now
@@ -83,7 +84,7 @@ LOCK_ACCOUNTS = (
     "INSERT INTO accounts AS a (scope_kind, scope_id, stripe)"  # noqa: S608
     " SELECT v.kind, v.id, v.stripe FROM (SELECT 1 AS rank, 'user' AS kind,"
     " CAST($1 AS TEXT) AS id, 0 AS stripe UNION ALL SELECT 2, 'server', CAST($2 AS TEXT), 0"
-    + "".join(f" UNION ALL SELECT 3, 'global', '*', {i}" for i in range(16))
+    + "".join(f" UNION ALL SELECT 3, 'global', '*', {i}" for i in range(GLOBAL_STRIPES))
     + ") AS v WHERE v.id IS NOT NULL ORDER BY v.rank, v.stripe"
     " ON CONFLICT (scope_kind, scope_id, stripe) DO UPDATE SET stripe = a.stripe RETURNING *"
 )
