@@ -77,28 +77,31 @@ class Ledger:
         self, key: str, amount_micros: int | None = None, *, note: str = ""
     ) -> Reservation:
         """Turn the hold into spend (at most the held amount; the rest is released)."""
-        now = self._clock()
         if amount_micros is not None:
             limits.check_amount(amount_micros)
-        result = await self._plain(
-            lambda tx: steps.release_plain(tx, False, key, "settle", amount_micros, note, now),
-            steps.RELEASE_FAST, lambda: [key, "settle", amount_micros, now, note],
-        )  # fmt: skip
-        if result is None:
-            return await self._db.write(
-                lambda tx: steps.settle_careful(tx, key, amount_micros, note, now)
-            )
-        return Reservation.from_row(result[0]) if isinstance(result, list) else result
+        return await self._release("settle", key, amount_micros, note)
 
     async def void(self, key: str, *, note: str = "") -> Reservation:
         """Release the whole hold. Idempotent; refused after a settle."""
+        return await self._release("void", key, None, note)
+
+    async def _release(
+        self, kind: Literal["settle", "void"], key: str, amount: int | None, note: str
+    ) -> Reservation:
+        """Settle or void: the plain flavour, else the careful one in a write of its own."""
         now = self._clock()
         result = await self._plain(
-            lambda tx: steps.release_plain(tx, False, key, "void", None, note, now),
-            steps.RELEASE_FAST, lambda: [key, "void", None, now, note],
+            lambda tx: steps.release_plain(tx, False, key, kind, amount, note, now),
+            steps.RELEASE_FAST, lambda: [key, kind, amount, now, note],
         )  # fmt: skip
         if result is None:
-            return await self._db.write(lambda tx: steps.void_careful(tx, key, note, now))
+
+            async def careful(tx: Tx) -> Reservation:
+                if kind == "settle":
+                    return await steps.settle_careful(tx, key, amount, note, now)
+                return await steps.void_careful(tx, key, note, now)
+
+            return await self._db.write(careful)
         return Reservation.from_row(result[0]) if isinstance(result, list) else result
 
     async def _plain(
