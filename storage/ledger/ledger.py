@@ -28,6 +28,13 @@ from storage.models import (
 T = TypeVar("T")
 
 
+def _plain_is_doomed(caps: Caps) -> bool:
+    """A bot-wide hourly cap by default: the plain reserve's start is refused (RECORD_START
+    counts a bot-wide hourly cap only in the careful step, with every stripe locked) unless an
+    operator set the bot-wide cap to none - go careful at once rather than try in vain."""
+    return caps[2].jobs_per_hour is not None
+
+
 class Ledger:
     """Reservations against per-user, per-server and global caps. See rules.py."""
 
@@ -61,10 +68,12 @@ class Ledger:
         hold = self._hold(key, scopes, amount_micros, model, note, self._clock())
         caps = self.caps_for(scopes)
         await self.purge_now_and_then(hold.now)
-        result = await self._plain(
-            lambda tx: steps.reserve_plain(tx, False, hold, caps),
-            steps.RESERVE_FAST, lambda: steps.fast_reserve_args(hold, caps),
-        )  # fmt: skip
+        result = None
+        if not _plain_is_doomed(caps):
+            result = await self._plain(
+                lambda tx: steps.reserve_plain(tx, False, hold, caps),
+                steps.RESERVE_FAST, lambda: steps.fast_reserve_args(hold, caps),
+            )  # fmt: skip
         if result is None:
             result = await self._db.write(
                 lambda tx: steps.reserve_careful(tx, hold, caps)
@@ -133,11 +142,12 @@ class Ledger:
         """The reservation inside the caller's transaction; a Refusal is recorded, not raised.
 
         plain_only: raise NotPlain instead of handling what is not plain (the caller then rolls
-        back and calls again without it) - fewer statements for the common case.
+        back and calls again without it) - fewer statements for the common case. Under a
+        bot-wide hourly cap by default the careful step runs at once (see _plain_is_doomed).
         """
         hold = self._hold(key, scopes, amount, model, note, now)
         caps = self.caps_for(scopes)
-        if plain_only:
+        if plain_only and not _plain_is_doomed(caps):
             return await steps.reserve_plain(tx, self.functions, hold, caps)
         return await steps.reserve_careful(tx, hold, caps)
 
