@@ -47,17 +47,17 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import bot.caps  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from storage import LimitDefaults, Limits, QuotaExceeded, Scopes, open_database  # noqa: E402
+from storage import LimitDefaults, QuotaExceeded, Scopes, open_database  # noqa: E402
 from storage.backend import Tx, open_backend  # noqa: E402
 
 LEVELS = (1, 8, 64)
@@ -69,30 +69,15 @@ GLOBAL_DAILY = 1_000_000 * 10**6
 GLOBAL_MONTHLY = 10_000_000 * 10**6
 
 
-def _default(name: str) -> Any:
-    return Settings.model_fields[name].default
-
-
-def _micros(usd: Decimal | None) -> int | None:
-    return None if usd is None else int(usd * 10**6)
-
-
 def limit_defaults(global_cap: bool) -> LimitDefaults:
     """The bot's own default caps (the field defaults of bot.config.Settings, not the
-    environment), plus a global money cap when asked for."""
-
-    def limits(kind: str) -> Limits:
-        return Limits(
-            daily_micros=_micros(_default(f"{kind}_daily_cap_usd")),
-            monthly_micros=_micros(_default(f"{kind}_monthly_cap_usd")),
-            concurrent_jobs=_default(f"{kind}_concurrent_jobs"),
-            jobs_per_hour=_default(f"{kind}_jobs_per_hour"),
-        )
-
-    glob = limits("global")
-    if global_cap:
-        glob = Limits(GLOBAL_DAILY, GLOBAL_MONTHLY, glob.concurrent_jobs, glob.jobs_per_hour)
-    return LimitDefaults(user=limits("user"), server=limits("server"), global_=glob)
+    environment: model_construct reads no environment), plus a global money cap when asked
+    for."""
+    defaults = bot.caps.limit_defaults(Settings.model_construct())
+    if not global_cap:
+        return defaults
+    glob = replace(defaults.global_, daily_micros=GLOBAL_DAILY, monthly_micros=GLOBAL_MONTHLY)
+    return replace(defaults, global_=glob)
 
 
 # --------------------------------------------------------------------------- the ceiling
@@ -283,7 +268,7 @@ def child_main() -> None:
 # --------------------------------------------------------------------------- the parent
 
 
-async def run_level(url: str, processes: int, run: Run) -> tuple[float, int, float]:
+async def run_level(processes: int, run: Run) -> tuple[float, int, float]:
     """Operations per second over all processes (first start to last end); refusals; CPU
     microseconds per operation (the bench processes and their PostgreSQL server processes)."""
     procs = []
@@ -434,7 +419,7 @@ async def measure(
                         global_cap=cfg.global_cap, server_share=cfg.server_share,
                         pg_ceiling=cfg.pg_ceiling, tag=f"{r}{mode[0]}{level}",
                     )  # fmt: skip
-                    rate, refused, cpu = await run_level(db_url, cfg.processes, run)
+                    rate, refused, cpu = await run_level(cfg.processes, run)
                     figs = out[level]
                     getattr(figs.rate, mode).append(rate)
                     getattr(figs.cpu, mode).append(cpu)
