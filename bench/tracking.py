@@ -188,14 +188,22 @@ def latency_figures(
 
 
 async def run_ours(n: int, base_url: str, time_scale: float, webhooks: bool) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
+        return await _run_ours(n, base_url, time_scale, webhooks, tmp)
+
+
+async def _run_ours(
+    n: int, base_url: str, time_scale: float, webhooks: bool, tmp: str
+) -> dict[str, Any]:
     from aiohttp import web
 
     from bot.web import build_web_app
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    public = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    tmp = tempfile.mkdtemp(prefix="bench-tracking-")
+    sock, public = None, None
+    if webhooks:  # the callbacks' listening socket, bound now for its public URL
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        public = f"http://127.0.0.1:{sock.getsockname()[1]}"
     settings = Settings(
         _env_file=None,
         database_url=f"sqlite:///{tmp}/bench.db",
@@ -212,7 +220,7 @@ async def run_ours(n: int, base_url: str, time_scale: float, webhooks: bool) -> 
         runner_concurrency=64,
         time_scale=time_scale,
         job_deadline_s=3600,
-        public_base_url=public if webhooks else None,
+        public_base_url=public,
         clip_dir=f"{tmp}/clips",
     )
     sink = BenchSink(n)
@@ -220,7 +228,7 @@ async def run_ours(n: int, base_url: str, time_scale: float, webhooks: bool) -> 
     cpu0 = cpu_s()
     async with open_app(settings, sinks=SinkRegistry({"bench": sink})) as app:
         web_runner = None
-        if webhooks:
+        if sock is not None:
             web_runner = web.AppRunner(build_web_app(app), handle_signals=False)
             await web_runner.setup()
             await web.SockSite(web_runner, sock, backlog=1024).start()
