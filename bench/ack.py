@@ -299,7 +299,7 @@ async def run_burst(
 ) -> dict[str, float]:  # fmt: skip
     """A burst of n after a first, unmeasured one of n: a running bot keeps its connections
     to Discord open (the first burst pays for opening them)."""
-    wants_reply = not isinstance(client, discord.Client) or _replies(client)
+    wants_reply = _replies(client)
     for _ in range(2):
         burst = Burst(payloads_for(p, n))
         burst.wants_reply = wants_reply
