@@ -11,7 +11,6 @@
 
 from storage.ledger.escrow import GLOBAL_STRIPES, stripe_of
 from storage.ledger.ledger import Ledger
-from storage.ledger.limits import check_scope
 from storage.ledger.steps import NotPlain
 
-__all__ = ["GLOBAL_STRIPES", "Ledger", "NotPlain", "check_scope", "stripe_of"]
+__all__ = ["GLOBAL_STRIPES", "Ledger", "NotPlain", "stripe_of"]
