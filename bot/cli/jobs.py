@@ -299,13 +299,15 @@ async def _job(args: argparse.Namespace) -> int:
     from storage import NothingToResolve
 
     settings = cli_settings()
-    note = None
     if args.cancel:
-        note = await _cancel(settings, args.job_id, _say_to(args.json))
+        await _cancel(settings, args.job_id, _say_to(args.json))
+    note = None
     async with await connect(settings) as db:
         job = await db.jobs.get(args.job_id)
         if job is None:
             raise CliError(f"there is no job {args.job_id}")
+        if args.cancel:  # what the cancel did, as the job stands after it
+            note = messages.cancel_recorded(job.status.value, job.cost_micros)
         if args.resolve:
             try:
                 job = await db.jobs.resolve_hold(
@@ -319,8 +321,6 @@ async def _job(args: argparse.Namespace) -> int:
             {"at": iso(e.at), "from": e.from_status, "to": e.to_status, "note": e.note}
             for e in history
         ]
-    if args.cancel and note is None:
-        note = messages.cancel_recorded(job.status.value, job.cost_micros)
     if args.json:
         print_json(summary)
         return 0
@@ -335,10 +335,9 @@ async def _job(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _cancel(settings: Any, job_id: str, say: Callable[[str], None]) -> str | None:
+async def _cancel(settings: Any, job_id: str, say: Callable[[str], None]) -> None:
     """Ask for the cancel, then let a runner pass act on it at once (a job not yet submitted
-    is cancelled and refunded now). Returns what was recorded, or None to say it later."""
-    from bot import messages
+    is cancelled and refunded now)."""
     from bot.app import open_app
     from bot.cli.processes import add_chat_sinks, default_sinks
     from bot.errors import BotError
@@ -350,10 +349,6 @@ async def _cancel(settings: Any, job_id: str, say: Callable[[str], None]) -> str
         except BotError as exc:
             raise CliError(exc.user_message, exc.exit_code) from exc
         await app.runner.run_once()
-        job = await app.db.jobs.get(job_id)
-    if job is None:
-        return None
-    return messages.cancel_recorded(job.status.value, job.cost_micros)
 
 
 async def _run(args: argparse.Namespace) -> int:
