@@ -96,13 +96,11 @@ def build_providers(
             base_url=settings.wavespeed_base_url,
             http=http("wavespeed"),
         )
-        stack.push_async_callback(ws.aclose)
         providers["wavespeed"] = ws
     if settings.novita_api_key is not None:
         nv = NovitaClient(
             settings.novita_api_key, base_url=settings.novita_base_url, http=http("novita")
         )
-        stack.push_async_callback(nv.aclose)
         providers["novita"] = nv
     return providers
 
