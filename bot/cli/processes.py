@@ -34,8 +34,11 @@ log = logging.getLogger(__name__)
 Service = Callable[[App, asyncio.Event], Coroutine[Any, Any, None]]
 
 
-def say_to_stdout(line: str) -> None:
-    print(line, flush=True)
+def announce(line: str) -> None:
+    """A line on stdout, flushed at once: readiness lines (tests and operators wait for
+    them), and what the CLI's own sinks say."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 # Routes a front door adds to the bot's one HTTP endpoint (Slack's /slack/events in HTTP
@@ -67,7 +70,7 @@ def chat_routes(settings: Settings) -> list[RouteFactory]:
 DEFAULT_OUT_DIR = "animate-out"
 
 
-def default_sinks(settings: Settings, say: Callable[[str], None] = say_to_stdout) -> SinkRegistry:
+def default_sinks(settings: Settings, say: Callable[[str], None] = announce) -> SinkRegistry:
     """The sinks that need nothing but settings: the file sink (CLI jobs, written to the
     folder the job names, else ./animate-out), and for a job whose front door is not known
     here, a log line and its clip kept under CLIP_DIR, so nothing is lost. Every path
@@ -150,8 +153,3 @@ async def run_services(
     if failure is not None:
         raise failure
 
-
-def announce(line: str) -> None:
-    """A readiness line on stdout (tests and operators wait for it)."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
