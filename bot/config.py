@@ -222,7 +222,6 @@ class Settings(BaseSettings):
 
     @field_validator(
         "wavespeed_base_url", "novita_base_url", "discord_api_base_url", "slack_api_url",
-        "public_base_url",
     )  # fmt: skip
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
