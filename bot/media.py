@@ -63,14 +63,9 @@ class SignedImageUrls:
         self.clock = clock
 
     async def host(self, image: PreparedImage, *, job_id: str, slot: str = "image") -> str:
-        # The service keeps every job's inputs from the reservation on; a job reserved before
-        # inputs were kept (legacy `meta.image_source`) has none, so keep them now: the URL
-        # must never point at nothing. A no-op insert otherwise.
-        await self.jobs.put_input(
-            job_id,
-            slot,
-            StoredImage(image.data, image.content_type, image.filename, image.width, image.height),
-        )
+        # The image behind the URL is the job's kept input: the service keeps every job's
+        # inputs from the reservation on, and Submitter.stored_inputs keeps a legacy job's
+        # (`meta.image_source`) when it loads them, so the URL never points at nothing.
         url = self.links.url("image", job_id, slot, self.clock() + IMAGE_TOKEN_TTL_S)
         if url is None:
             raise RuntimeError("signed image URLs need PUBLIC_BASE_URL")

@@ -130,7 +130,12 @@ class Submitter:
         if not legacy:
             return None
         params = get_model(job.model).validate(stored_params(job))
-        return await self.load_inputs(ImageSource(**legacy), params)
+        inputs = await self.load_inputs(ImageSource(**legacy), params)
+        # keep them now, as the service does for every new job: a signed image URL (Novita)
+        # serves the kept input. A no-op insert for a slot already kept.
+        for slot, image in inputs.stored().items():
+            await self.jobs.put_input(job.id, slot, image)
+        return inputs
 
     async def submit(self, job: Job, inputs: Inputs | None = None) -> Job:
         """Run the job's submission, holding its lease throughout; returns the job as it now
