@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from bot.cli._output import CliError, add_json_flag, cli_settings, print_json
 from bot.config import Settings
-from bot.keys import key_refused_message
+from bot.keys import ProviderKeys, key_refused_message
 from providers.catalog import CATALOG, ModelSpec, describe_options, get_model
 from providers.money import format_usd, usd_string
 from providers.params import InvalidParameters, parse_lora_arg
@@ -28,6 +28,8 @@ from providers.pricing import (
 )
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
     from storage import KeyRefusal
 
 QUOTE_PROMPT: Final = "price quote"  # stands in for the prompt, which no price depends on
@@ -232,14 +234,16 @@ def key_refusals(settings: Settings) -> dict[str, KeyRefusal]:
         return {}
 
 
-async def _read_refusals(settings: Settings, keys: dict[str, Any]) -> dict[str, KeyRefusal]:
+async def _read_refusals(
+    settings: Settings, keys: dict[str, SecretStr]
+) -> dict[str, KeyRefusal]:
     from bot.database import connect
-    from bot.keys import key_id
 
     out: dict[str, KeyRefusal] = {}
     async with await connect(settings, migrate=False) as db:
-        for provider, key in keys.items():
-            refusal = await db.keys.refusal(provider, key_id(provider, key))
+        ours = ProviderKeys(db.keys, keys)
+        for provider in keys:
+            refusal = await ours.refusal(provider)
             if refusal is not None:
                 out[provider] = refusal
     return out
