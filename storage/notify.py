@@ -49,7 +49,7 @@ class Wakeups:
             except Exception:  # a subscriber's bug must not stop the others
                 log.exception("wake-up subscriber failed")
 
-    def poke(self, payload: str = "") -> None:
+    def poke(self) -> None:
         """Something is due now: wake this process's runner (and, on PostgreSQL, the others)."""
         self._deliver()
 
@@ -120,7 +120,7 @@ class PostgresWakeups(Wakeups):
             wait = RECONNECT_S[0]
             self._deliver()  # notifications sent while we were away are lost: look once
 
-    def poke(self, payload: str = "") -> None:
+    def poke(self) -> None:
         """Wake this process's runner now and NOTIFY the others (listeners read no payload:
         ours carries this process's token, so its own LISTEN does not wake it twice)."""
         self._deliver()
