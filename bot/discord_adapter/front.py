@@ -273,7 +273,7 @@ class DiscordFrontDoor:
             await interaction.followup.send(fit_text(result.text), ephemeral=True, **extra)
             if result.delete_messages and result.job is not None:
                 await self._delete_messages(result.job)
-            elif action is Action.CANCEL and result.job is not None:
+            elif result.redraw and result.job is not None:
                 await self.sink.redraw(result.job)
 
     async def _delete_messages(self, job: Job) -> None:

@@ -384,7 +384,7 @@ class Listeners:
             if result.delete_messages:
                 note = f"🗑️ Clip deleted by <@{actor.user_id}>."
                 await self.p.poster.delete_job_messages(result.job, note=note)
-            else:
+            elif result.redraw:
                 await self.p.sink.redraw(result.job)
         buttons = [result.confirm] if result.confirm is not None else []
         await respond(
