@@ -58,14 +58,19 @@ def cap_line(u: CapUsage, m: Markup) -> str:
     )
 
 
-async def usage_view(service: AnimateService, actor: Actor, m: Markup, *, now: float) -> UsageView:
+async def usage_view(
+    service: AnimateService, actor: Actor, m: Markup, *, now: float, chart: bool = True
+) -> UsageView:
     """Every cap that applies to the person here (their role caps included), and 30 days of
-    their spend for the chart."""
+    their spend for the chart (`chart=False`: no chart is drawn, so no spend is read and
+    `daily_spend` is empty)."""
     scopes = await scopes_for(service, actor)
     ledger = service.ledger
     rows = await ledger.usage(scopes, now=now)
     shown = [u for u in rows if u.scope_kind != "global" or u.limit is not None]
     lines = [cap_line(u, m) for u in shown]
+    if not chart:
+        return UsageView(lines)
     start = (int(now) // DAY_S - 29) * DAY_S
     by_day = await ledger.spend_by_day(since=start, until=now + 1, scopes=Scopes(scopes.user_id))
     days = [

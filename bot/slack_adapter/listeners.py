@@ -398,7 +398,7 @@ class Listeners:
 
     async def usage(self, respond: AsyncRespond, context: AsyncBoltContext) -> None:
         actor = Actor("slack", str(context.user_id), _qualified(context))
-        view = await usage_view(self.service, actor, SLACK, now=self.p.clock())
+        view = await usage_view(self.service, actor, SLACK, now=self.p.clock(), chart=False)
         await respond(
             text=view.text(),
             blocks=lines_blocks("Your animate budget", view.lines),
@@ -439,7 +439,7 @@ class Listeners:
         if event.get("tab", "home") != "home":
             return
         actor = Actor("slack", str(event.get("user") or context.user_id), _qualified(context))
-        usage = await usage_view(self.service, actor, SLACK, now=self.p.clock())
+        usage = await usage_view(self.service, actor, SLACK, now=self.p.clock(), chart=False)
         jobs = await recent_jobs(self.service, actor, SLACK)
         await self.client.views_publish(user_id=actor.user_id, view=home_view(usage.lines, jobs))
 
