@@ -71,7 +71,9 @@ from bot.slack_adapter.modal import (
     ModalOrigin,
     build_modal,
     field_errors,
+    lists_saved_loras,
     read_form,
+    shown_spec,
 )
 from bot.slack_adapter.poster import CHANNEL_GONE, SlackPoster, slack_error
 from providers.catalog import ModelSpec, get_model
@@ -211,7 +213,9 @@ class Listeners:
             origin = ModalOrigin.load(view.get("private_metadata"))
             server = _server(context)
             price = await self._price(form, server_id=server)
-            saved = await self.service.servers.loras(server) if server else []
+            saved = []
+            if server and lists_saved_loras(shown_spec(models, form)):  # only a URL-LoRA hint
+                saved = await self.service.servers.loras(server)
             new = build_modal(models=models, form=form, origin=origin, price=price, saved=saved)
             try:
                 await self.client.views_update(view_id=view_id, view=new)

@@ -143,6 +143,16 @@ def read_form(view: Mapping[str, Any], *, default_model: str) -> ModalForm:
     )
 
 
+def shown_spec(models: Sequence[ModelSpec], form: ModalForm) -> ModelSpec:
+    """The model the modal shows for `form`: the chosen one, or the first when it is gone."""
+    return next((s for s in models if s.id == form.model), models[0])
+
+
+def lists_saved_loras(spec: ModelSpec) -> bool:
+    """Whether the modal for `spec` lists the server's saved LoRAs (in a URL-LoRA hint)."""
+    return any(not rule.keys for rule in spec.lora_rules)
+
+
 def build_modal(
     *,
     models: Sequence[ModelSpec],
@@ -152,8 +162,9 @@ def build_modal(
     saved: Sequence[SavedLora] = (),
 ) -> dict[str, Any]:
     """The whole modal for `form` (initial values = what was entered), with `price`, a
-    mrkdwn line computed by the caller from the service's quote."""
-    spec = next((s for s in models if s.id == form.model), models[0])
+    mrkdwn line computed by the caller from the service's quote; `saved`: the server's
+    saved LoRAs, read only by the hint of a URL-LoRA field (see `lists_saved_loras`)."""
+    spec = shown_spec(models, form)
     blocks: list[dict[str, Any]] = []
     if origin.image is not None:
         name = origin.image.name or "the message's image"
