@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+from bot.models import qualify
 from storage import ACTIVE, Job, JobStatus
 
 PREFIX = "animate"
@@ -110,7 +111,7 @@ class Actor:
 
     @property
     def qualified(self) -> str:
-        return self.user_id if ":" in self.user_id else f"{self.platform}:{self.user_id}"
+        return qualify(self.platform, self.user_id)
 
 
 def refusal(action: Action, actor: Actor, job: Job) -> str | None:

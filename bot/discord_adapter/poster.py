@@ -39,10 +39,10 @@ from bot.discord_adapter.render import (
     message_url,
     parse_message_url,
     ping_only,
-    raw_id,
     status_message,
 )
 from bot.discord_adapter.views import buttons_view
+from bot.models import raw_id
 from bot.sinks import Clip
 from storage import Job
 

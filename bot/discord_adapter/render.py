@@ -17,6 +17,7 @@ from bot.chat.markup import Markup
 from bot.chat.options import Choice, enabled_models, price_lines
 from bot.chat.status import StatusView
 from bot.discord_adapter.views import buttons_view
+from bot.models import raw_id
 from bot.service import AnimateService
 from providers.catalog import describe_options
 from storage import Job
@@ -45,11 +46,6 @@ def ping_only(user_id: str) -> discord.AllowedMentions:
     return discord.AllowedMentions(
         everyone=False, roles=False, users=[discord.Object(int(raw_id(user_id)))]
     )
-
-
-def raw_id(qualified: str) -> str:
-    """'discord:123' -> '123'."""
-    return qualified.split(":", 1)[-1]
 
 
 def message_url(server_id: str | None, channel_id: int | str, message_id: int | str) -> str:
