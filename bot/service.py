@@ -98,6 +98,18 @@ class AnimateService:
             params = spec.validate({"prompt": prompt, **options})
         except InvalidParameters as exc:
             raise RequestRefused(str(exc), fields=exc.fields or {"model": exc.problems}) from exc
+        why = self.unavailable(spec)
+        if why is not None:
+            raise ModelDisabled(why)
+        try:
+            quote = self.prices.quote(params)
+        except ModelUnavailable as exc:
+            raise ModelDisabled(str(exc)) from exc
+        return spec, params, quote
+
+    def unavailable(self, spec: ModelSpec) -> str | None:
+        """Why `spec` cannot be used here (a missing key or price, or nowhere to upload its
+        image), or None when it can."""
         enabled, why = availability(
             spec,
             self.prices,
@@ -105,14 +117,10 @@ class AnimateService:
             has_novita_key="novita" in self.enabled_providers,
         )
         if not enabled:
-            raise ModelDisabled(why)
+            return why
         if self.submitter.media_host(spec.provider) is None:
-            raise ModelDisabled(NO_MEDIA_HOST)
-        try:
-            quote = self.prices.quote(params)
-        except ModelUnavailable as exc:
-            raise ModelDisabled(str(exc)) from exc
-        return spec, params, quote
+            return NO_MEDIA_HOST
+        return None
 
     async def resolve_options(
         self, server_id: str | None, model: str, options: Mapping[str, Any]
