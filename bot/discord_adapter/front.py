@@ -241,9 +241,7 @@ class DiscordFrontDoor:
     async def suggest_loras(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[discord.app_commands.Choice[str]]:
-        saved = []
-        if interaction.guild_id is not None:
-            saved = await self.service.servers.loras(f"discord:{interaction.guild_id}")
+        saved = await self.admin.list_loras(events.actor_for(interaction))
         model = getattr(interaction.namespace, "model", None) or self.default_model()
         return app_choices(lora_suggestions(model, current, saved))
 

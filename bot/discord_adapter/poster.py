@@ -28,14 +28,13 @@ from typing import Any
 import discord
 
 from bot.chat.actions import Button
-from bot.chat.delivery import UploadRefused
+from bot.chat.delivery import UploadRefused, mb
 from bot.chat.markup import DISCORD, Markup
 from bot.chat.status import StatusView
 from bot.discord_adapter.gateway import no_voice, token_refused
 from bot.discord_adapter.render import (
     NO_PINGS,
     fit_text,
-    mb,
     message_url,
     parse_message_url,
     ping_only,

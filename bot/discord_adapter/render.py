@@ -69,10 +69,6 @@ def app_choices(choices: list[Choice]) -> list[app_commands.Choice[str]]:
     return [app_commands.Choice(name=c.name[:100], value=c.value[:100]) for c in choices]
 
 
-def mb(size: int) -> str:
-    return f"{size / 1_048_576:.1f} MB"
-
-
 def pages(lines: list[str], limit: int = MAX_CONTENT) -> list[str]:
     """Lines joined into as few messages as Discord's length limit allows."""
     out: list[str] = []
