@@ -23,7 +23,7 @@ from bot.chat.actions import Actor
 from bot.errors import NotAllowed, RequestRefused
 from bot.models import qualify, raw_id
 from bot.service import AnimateService
-from providers.money import format_usd, usd_string
+from providers.money import format_usd, usd_string, usd_to_micros
 from providers.params import LORA_SCALE_MAX, LORA_SCALE_MIN, is_http_url
 from storage import Limits, SavedLora
 from storage.models import LIMIT_FIELDS
@@ -74,10 +74,12 @@ def parse_money_cap(text: str, *, what: str) -> CapValue:
         raise RequestRefused(
             f"The {what} cap must be between $0 and ${MAX_CAP_USD:,}, not {text}."
         )
-    micros = usd * 1_000_000
-    if micros != micros.to_integral_value():
-        raise RequestRefused(f"The {what} cap {text} is finer than a millionth of a dollar.")
-    return int(micros)
+    try:
+        return usd_to_micros(usd)  # in range, so only sub-micro precision is refused
+    except ValueError:
+        raise RequestRefused(
+            f"The {what} cap {text} is finer than a millionth of a dollar."
+        ) from None
 
 
 def parse_count_cap(text: str, *, what: str) -> CapValue:
