@@ -75,7 +75,8 @@ from bot.slack_adapter.modal import (
     read_form,
     shown_spec,
 )
-from bot.slack_adapter.poster import CHANNEL_GONE, SlackPoster, slack_error
+from bot.slack_adapter.poster import CHANNEL_GONE, SlackPoster
+from bot.slack_adapter.web import slack_error
 from providers.catalog import ModelSpec, get_model
 from providers.money import format_usd
 from providers.params import InvalidParameters

@@ -37,7 +37,7 @@ from bot.slack_adapter.blocks import (
     status_blocks,
     text_blocks,
 )
-from bot.slack_adapter.web import BotIdentity, identify
+from bot.slack_adapter.web import BotIdentity, identify, slack_error
 from storage import Job
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,6 @@ _STATUS = re.compile(r"status: (\d{3})")
 
 class ChannelGone(Exception):
     """The bot cannot post in the job's channel any more (archived, removed, deleted)."""
-
-
-def slack_error(exc: SlackApiError) -> str:
-    return str(exc.response.get("error", "")) if exc.response is not None else ""
 
 
 def clip_filename(job: Job) -> str:
