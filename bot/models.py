@@ -59,3 +59,8 @@ class AnimateRequest(BaseModel):
 def qualify(platform: str, raw_id: str) -> str:
     """Scope ids are platform-qualified ("discord:123"); an id that has a colon is kept."""
     return raw_id if ":" in raw_id else f"{platform}:{raw_id}"
+
+
+def raw_id(qualified: str) -> str:
+    """The platform's own id: 'discord:123' -> '123' (an id without a prefix is kept)."""
+    return qualified.split(":", 1)[-1]

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +98,18 @@ class AnimateService:
             params = spec.validate({"prompt": prompt, **options})
         except InvalidParameters as exc:
             raise RequestRefused(str(exc), fields=exc.fields or {"model": exc.problems}) from exc
+        why = self.unavailable(spec)
+        if why is not None:
+            raise ModelDisabled(why)
+        try:
+            quote = self.prices.quote(params)
+        except ModelUnavailable as exc:
+            raise ModelDisabled(str(exc)) from exc
+        return spec, params, quote
+
+    def unavailable(self, spec: ModelSpec) -> str | None:
+        """Why `spec` cannot be used here (a missing key or price, or nowhere to upload its
+        image), or None when it can."""
         enabled, why = availability(
             spec,
             self.prices,
@@ -105,14 +117,10 @@ class AnimateService:
             has_novita_key="novita" in self.enabled_providers,
         )
         if not enabled:
-            raise ModelDisabled(why)
+            return why
         if self.submitter.media_host(spec.provider) is None:
-            raise ModelDisabled(NO_MEDIA_HOST)
-        try:
-            quote = self.prices.quote(params)
-        except ModelUnavailable as exc:
-            raise ModelDisabled(str(exc)) from exc
-        return spec, params, quote
+            return NO_MEDIA_HOST
+        return None
 
     async def resolve_options(
         self, server_id: str | None, model: str, options: Mapping[str, Any]
@@ -143,6 +151,19 @@ class AnimateService:
         resolved = await self.resolve_options(server_id, model, options)
         return self.check(model, prompt, resolved)
 
+    async def scopes(
+        self, user_id: str, server_id: str | None, role_ids: Collection[str] = ()
+    ) -> Scopes:
+        """The caps that apply to `user_id` (qualified) on `server_id` (qualified, or None):
+        the member's default caps come from the server's caps of `role_ids` when they have
+        roles there, else the bot's members' defaults."""
+        user_defaults = None
+        if server_id is not None and role_ids:
+            user_defaults = await self.servers.user_defaults_for(
+                server_id, role_ids, self.user_limits
+            )
+        return Scopes(user_id=user_id, server_id=server_id, user_defaults=user_defaults)
+
     async def preflight(self, req: AnimateRequest) -> Quote:
         """What `reserve` would refuse, found without the image (`req.image` is not looked
         at) and without moving money: the options (RequestRefused with `fields`), the model,
@@ -157,13 +178,7 @@ class AnimateService:
             return quote  # a repeat: `reserve` returns the first job and reserves nothing
         if server_id is not None and await self.servers.is_paused(server_id):
             raise Paused(PAUSED)
-        user_id = qualify(req.platform, req.user_id)
-        user_defaults = None
-        if server_id is not None and req.role_ids:
-            user_defaults = await self.servers.user_defaults_for(
-                server_id, req.role_ids, self.user_limits
-            )
-        scopes = Scopes(user_id=user_id, server_id=server_id, user_defaults=user_defaults)
+        scopes = await self.scopes(qualify(req.platform, req.user_id), server_id, req.role_ids)
         usage = await self.ledger.usage(scopes, now=self.clock())
         refusal = no_room(usage, quote.cost_micros)
         if refusal is not None:
@@ -204,18 +219,13 @@ class AnimateService:
                 inputs = await self.submitter.load_inputs(req.image, params)
             except ImageRejected as exc:
                 raise RequestRefused(str(exc), fields={"image": [str(exc)]}) from exc
-        user_id = qualify(req.platform, req.user_id)
-        user_defaults = None
-        if server_id is not None and req.role_ids:
-            user_defaults = await self.servers.user_defaults_for(
-                server_id, req.role_ids, self.user_limits
-            )
+        scopes = await self.scopes(qualify(req.platform, req.user_id), server_id, req.role_ids)
         now = self.clock()
         new = NewJob(
             id=uuid.uuid4().hex[:12],
             platform=req.platform,
             event_id=req.event_id,
-            user_id=user_id,
+            user_id=scopes.user_id,
             server_id=server_id,
             model=spec.id,
             provider=spec.provider,
@@ -234,7 +244,6 @@ class AnimateService:
             lease_owner=self.owner,
             lease_until=now + self.lease_s,
         )
-        scopes = Scopes(user_id=user_id, server_id=server_id, user_defaults=user_defaults)
         try:
             created = await self.jobs.create_reserved(
                 new, scopes, ledger_key=f"{req.platform}:{req.event_id}", inputs=inputs.stored()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+from bot.models import qualify
 from storage import ACTIVE, Job, JobStatus
 
 PREFIX = "animate"
@@ -85,16 +86,15 @@ def parse_custom_id(value: str) -> tuple[Action, str] | None:
 
 
 def buttons_for(job: Job, *, on: Literal["status", "result"]) -> list[Button]:
-    """The buttons that make sense for the job as it is now."""
+    """The buttons that make sense for the job as it is now: while it runs, Cancel on its
+    status message (`on` matters only then); once it ended, Retry (failed or expired) or
+    Re-roll, and Delete."""
     if job.status in ACTIVE:
-        if job.cancel_requested or job.status is JobStatus.COMPLETED:
+        if on != "status" or job.cancel_requested or job.status is JobStatus.COMPLETED:
             return []
-        return [button(Action.CANCEL, job.id)] if on == "status" else []
-    if job.status is JobStatus.DELIVERED:
-        return [button(Action.REROLL, job.id), button(Action.DELETE, job.id)]
-    if job.status in (JobStatus.FAILED, JobStatus.EXPIRED):
-        return [button(Action.RETRY, job.id), button(Action.DELETE, job.id)]
-    return [button(Action.REROLL, job.id), button(Action.DELETE, job.id)]
+        return [button(Action.CANCEL, job.id)]
+    again = Action.RETRY if job.status in (JobStatus.FAILED, JobStatus.EXPIRED) else Action.REROLL
+    return [button(again, job.id), button(Action.DELETE, job.id)]
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class Actor:
 
     @property
     def qualified(self) -> str:
-        return self.user_id if ":" in self.user_id else f"{self.platform}:{self.user_id}"
+        return qualify(self.platform, self.user_id)
 
 
 def refusal(action: Action, actor: Actor, job: Job) -> str | None:

@@ -21,8 +21,9 @@ from typing import Literal
 
 from bot.chat.actions import Actor
 from bot.errors import NotAllowed, RequestRefused
+from bot.models import qualify, raw_id
 from bot.service import AnimateService
-from providers.money import format_usd, usd_string
+from providers.money import format_usd, usd_string, usd_to_micros
 from providers.params import LORA_SCALE_MAX, LORA_SCALE_MIN, is_http_url
 from storage import Limits, SavedLora
 from storage.models import LIMIT_FIELDS
@@ -73,10 +74,12 @@ def parse_money_cap(text: str, *, what: str) -> CapValue:
         raise RequestRefused(
             f"The {what} cap must be between $0 and ${MAX_CAP_USD:,}, not {text}."
         )
-    micros = usd * 1_000_000
-    if micros != micros.to_integral_value():
-        raise RequestRefused(f"The {what} cap {text} is finer than a millionth of a dollar.")
-    return int(micros)
+    try:
+        return usd_to_micros(usd)  # in range, so only sub-micro precision is refused
+    except ValueError:
+        raise RequestRefused(
+            f"The {what} cap {text} is finer than a millionth of a dollar."
+        ) from None
 
 
 def parse_count_cap(text: str, *, what: str) -> CapValue:
@@ -187,11 +190,11 @@ class AdminOps:
         if target == "role":
             role = await self.servers.set_role_limits(actor.server_id, target_id, **caps)
             return f"Role {name or target_id} now sets: {describe_limits(role)}."
-        member = target_id if ":" in target_id else f"{actor.platform}:{target_id}"
+        member = qualify(actor.platform, target_id)
         await self.ledger.set_limits("user", member, **caps)
         shown = {k: v for k, v in caps.items() if v != "default"}
         dropped = [_LABELS[k] for k, v in caps.items() if v == "default"]
-        said = f"Member {name or member.split(':', 1)[-1]} now has their own caps: "
+        said = f"Member {name or raw_id(member)} now has their own caps: "
         said += describe_limits(shown) if shown else "none"
         if dropped:
             said += f" (dropped: {', '.join(dropped)})"
@@ -255,7 +258,7 @@ class AdminOps:
                     user, model, clips, micros, usd_string(micros),
                 ]
             )  # fmt: skip
-        server = actor.server_id.split(":", 1)[-1]
+        server = raw_id(actor.server_id)
         stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%d")
         return Report(
             filename=f"animate-spend-{server}-{stamp}-{days}d.csv",

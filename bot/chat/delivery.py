@@ -160,11 +160,11 @@ class ChatSink:
         if len(clip.data) > limit:
             data = await asyncio.to_thread(self.fitter, clip.data, limit)
             why = (
-                f"The clip is {_mb(len(clip.data))}, over this channel's upload limit of "
-                f"{_mb(limit)}, and could not be shrunk without spoiling it."
+                f"The clip is {mb(len(clip.data))}, over this channel's upload limit of "
+                f"{mb(limit)}, and could not be shrunk without spoiling it."
             )
             if data is not None:
-                text += f"\n(Re-encoded from {_mb(len(clip.data))} to fit the upload limit.)"
+                text += f"\n(Re-encoded from {mb(len(clip.data))} to fit the upload limit.)"
         if data is not None:
             try:
                 return await self.poster.post_clip(
@@ -210,5 +210,6 @@ class ChatSink:
         )
 
 
-def _mb(size: int) -> str:
+def mb(size: int) -> str:
+    """A size in bytes as people read it, e.g. '8.0 MB'."""
     return f"{size / 1_048_576:.1f} MB"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.models import raw_id
+
 
 @dataclass(frozen=True)
 class Markup:
@@ -27,7 +29,7 @@ class Markup:
 
     def mention(self, user_id: str) -> str:
         """`user_id` as stored on a job (`discord:123`) or raw (`123`)."""
-        return f"<@{user_id.split(':', 1)[-1]}>"
+        return f"<@{raw_id(user_id)}>"
 
     def quote(self, text: str) -> str:
         return "\n".join(f"> {line}" for line in self.escape(text).splitlines() or [""])

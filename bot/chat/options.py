@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from bot.errors import RequestRefused
 from bot.service import AnimateService
 from providers.catalog import CATALOG, ModelSpec
-from providers.pricing import availability, price_matrix
+from providers.pricing import price_matrix
 from storage import SavedLora
 
 MAX_CHOICES = 25  # Discord's limit for choices and autocomplete answers
@@ -58,17 +58,7 @@ class Choice:
 
 
 def enabled_models(service: AnimateService) -> list[ModelSpec]:
-    out = []
-    for spec in CATALOG.values():
-        ok, _ = availability(
-            spec,
-            service.prices,
-            has_wavespeed_key="wavespeed" in service.enabled_providers,
-            has_novita_key="novita" in service.enabled_providers,
-        )
-        if ok and service.submitter.media_host(spec.provider) is not None:
-            out.append(spec)
-    return out
+    return [spec for spec in CATALOG.values() if service.unavailable(spec) is None]
 
 
 def model_choices(service: AnimateService) -> list[Choice]:

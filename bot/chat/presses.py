@@ -24,7 +24,8 @@ class PressResult:
     """What to tell the person who pressed (privately), and what changed.
 
     `confirm`: a button to show with `text` (a price, before it is charged). `job`: the
-    pressed job as it is now, to redraw its status. `started`: a job a Confirm started.
+    pressed job as it is now. `redraw`: the press changed `job` (a Cancel), so its status
+    message is to be drawn again. `started`: a job a Confirm started.
     `delete_messages`: remove the bot's status and clip messages of `job`.
     """
 
@@ -33,6 +34,7 @@ class PressResult:
     job: Job | None = None
     started: Job | None = None
     delete_messages: bool = False
+    redraw: bool = False
 
 
 class ButtonPresses:
@@ -53,7 +55,7 @@ class ButtonPresses:
             raise RequestRefused(why)
         if action is Action.CANCEL:
             job = await self.service.cancel(job.id, by_user=actor.qualified, moderator=True)
-            return PressResult(cancel_recorded(job), job=job)
+            return PressResult(cancel_recorded(job), job=job, redraw=True)
         if action is Action.DELETE:
             return await self._delete(job, actor)
         if action in _AGAIN:

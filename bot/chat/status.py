@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from bot.chat.actions import Action, Button, buttons_for
 from bot.chat.markup import Markup
-from bot.chat.texts import PROVIDER_NAMES, model_name
+from bot.chat.texts import model_name
+from bot.keys import PROVIDER_NAMES
 from bot.sinks import Progress
 from providers.money import format_usd
 from storage import ACTIVE, Job, JobStatus, Reservation

@@ -10,8 +10,6 @@ from providers.catalog import CATALOG
 from providers.money import format_usd
 from storage import Job, Reservation
 
-PROVIDER_NAMES = {"wavespeed": "WaveSpeed", "novita": "Novita"}
-
 
 def model_name(model_id: str) -> str:
     spec = CATALOG.get(model_id)

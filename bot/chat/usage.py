@@ -58,31 +58,25 @@ def cap_line(u: CapUsage, m: Markup) -> str:
     )
 
 
-async def usage_view(service: AnimateService, actor: Actor, m: Markup, *, now: float) -> UsageView:
+async def usage_view(
+    service: AnimateService, actor: Actor, m: Markup, *, now: float, chart: bool = True
+) -> UsageView:
     """Every cap that applies to the person here (their role caps included), and 30 days of
-    their spend for the chart."""
-    scopes = await scopes_for(service, actor)
+    their spend for the chart (`chart=False`: no chart is drawn, so no spend is read and
+    `daily_spend` is empty)."""
+    scopes = await service.scopes(actor.qualified, actor.server_id, actor.role_ids)
     ledger = service.ledger
     rows = await ledger.usage(scopes, now=now)
     shown = [u for u in rows if u.scope_kind != "global" or u.limit is not None]
     lines = [cap_line(u, m) for u in shown]
+    if not chart:
+        return UsageView(lines)
     start = (int(now) // DAY_S - 29) * DAY_S
     by_day = await ledger.spend_by_day(since=start, until=now + 1, scopes=Scopes(scopes.user_id))
     days = [
         datetime.fromtimestamp(start + i * DAY_S, UTC).strftime("%Y-%m-%d") for i in range(30)
     ]
     return UsageView(lines, [(d, by_day.get(d, 0)) for d in days])
-
-
-async def scopes_for(service: AnimateService, actor: Actor) -> Scopes:
-    user = actor.qualified
-    server = actor.server_id
-    defaults = None
-    if server is not None and actor.role_ids:
-        defaults = await service.servers.user_defaults_for(
-            server, actor.role_ids, service.user_limits
-        )
-    return Scopes(user_id=user, server_id=server, user_defaults=defaults)
 
 
 async def recent_jobs(

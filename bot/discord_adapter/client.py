@@ -104,14 +104,22 @@ class _Hooks:
         await self.front.on_error(interaction, original)
 
 
-class _AnimateEvents:
-    """What both clients (plain and sharded) do: the same hooks, whatever the base class."""
+class _AnimateEvents(discord.Client):
+    """What both clients (plain and sharded) do: the same hooks, whatever the base class
+    (`AnimateShardedClient` puts discord.py's `AutoShardedClient` between this and
+    `discord.Client`, so `super().__init__` is the sharded one's there)."""
 
-    hooks: _Hooks
-
-    def _attach(self, client: discord.Client, front: DiscordFrontDoor, hooks: Any) -> None:
-        self.hooks = hooks(client, front)
-        self.tree = self.hooks.tree
+    def __init__(
+        self,
+        front: DiscordFrontDoor,
+        *,
+        api_base: str,
+        guild_ids: Sequence[int],
+        ready: Callable[[str], None],
+        **options: Any,
+    ) -> None:
+        super().__init__(intents=intents(), **options)
+        self.hooks = _Hooks(self, front, api_base=api_base, guild_ids=guild_ids, ready=ready)
         self.presses = front
 
     async def setup_hook(self) -> None:
@@ -124,18 +132,12 @@ class _AnimateEvents:
         await self.hooks.on_interaction(interaction)
 
 
-class AnimateClient(_AnimateEvents, discord.Client):
-    def __init__(self, front: DiscordFrontDoor, **options: Any) -> None:
-        hooks = options.pop("hooks")
-        super().__init__(intents=intents(), **options)
-        self._attach(self, front, hooks)
+class AnimateClient(_AnimateEvents):
+    pass
 
 
 class AnimateShardedClient(_AnimateEvents, discord.AutoShardedClient):
-    def __init__(self, front: DiscordFrontDoor, **options: Any) -> None:
-        hooks = options.pop("hooks")
-        super().__init__(intents=intents(), **options)
-        self._attach(self, front, hooks)
+    pass
 
 
 def http_connector() -> aiohttp.TCPConnector:
@@ -157,11 +159,10 @@ def make_client(
     with that many shards in this process (0: as many as Discord recommends). `options` go
     to discord.py's client (e.g. `http_trace`). Call it with the event loop running."""
     no_voice()
-
-    def hooks(client: discord.Client, front: DiscordFrontDoor) -> _Hooks:
-        return _Hooks(client, front, api_base=api_base, guild_ids=guild_ids, ready=ready)
-
     options.setdefault("connector", http_connector())
     if shards is None:
-        return AnimateClient(front, hooks=hooks, **options)
-    return AnimateShardedClient(front, hooks=hooks, shard_count=shards or None, **options)
+        return AnimateClient(front, api_base=api_base, guild_ids=guild_ids, ready=ready, **options)
+    return AnimateShardedClient(
+        front, api_base=api_base, guild_ids=guild_ids, ready=ready, shard_count=shards or None,
+        **options,
+    )  # fmt: skip

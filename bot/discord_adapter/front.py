@@ -241,9 +241,7 @@ class DiscordFrontDoor:
     async def suggest_loras(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[discord.app_commands.Choice[str]]:
-        saved = []
-        if interaction.guild_id is not None:
-            saved = await self.service.servers.loras(f"discord:{interaction.guild_id}")
+        saved = await self.admin.list_loras(events.actor_for(interaction))
         model = getattr(interaction.namespace, "model", None) or self.default_model()
         return app_choices(lora_suggestions(model, current, saved))
 
@@ -273,7 +271,7 @@ class DiscordFrontDoor:
             await interaction.followup.send(fit_text(result.text), ephemeral=True, **extra)
             if result.delete_messages and result.job is not None:
                 await self._delete_messages(result.job)
-            elif action is Action.CANCEL and result.job is not None:
+            elif result.redraw and result.job is not None:
                 await self.sink.redraw(result.job)
 
     async def _delete_messages(self, job: Job) -> None:

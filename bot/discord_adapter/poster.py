@@ -28,21 +28,20 @@ from typing import Any
 import discord
 
 from bot.chat.actions import Button
-from bot.chat.delivery import UploadRefused
+from bot.chat.delivery import UploadRefused, mb
 from bot.chat.markup import DISCORD, Markup
 from bot.chat.status import StatusView
 from bot.discord_adapter.gateway import no_voice, token_refused
 from bot.discord_adapter.render import (
     NO_PINGS,
     fit_text,
-    mb,
     message_url,
     parse_message_url,
     ping_only,
-    raw_id,
     status_message,
 )
 from bot.discord_adapter.views import buttons_view
+from bot.models import raw_id
 from bot.sinks import Clip
 from storage import Job
 

@@ -17,6 +17,7 @@ from bot.chat.markup import Markup
 from bot.chat.options import Choice, enabled_models, price_lines
 from bot.chat.status import StatusView
 from bot.discord_adapter.views import buttons_view
+from bot.models import raw_id
 from bot.service import AnimateService
 from providers.catalog import describe_options
 from storage import Job
@@ -47,11 +48,6 @@ def ping_only(user_id: str) -> discord.AllowedMentions:
     )
 
 
-def raw_id(qualified: str) -> str:
-    """'discord:123' -> '123'."""
-    return qualified.split(":", 1)[-1]
-
-
 def message_url(server_id: str | None, channel_id: int | str, message_id: int | str) -> str:
     guild = raw_id(server_id) if server_id else "@me"
     return f"https://discord.com/channels/{guild}/{channel_id}/{message_id}"
@@ -71,10 +67,6 @@ def thread_name(job: Job) -> str:
 
 def app_choices(choices: list[Choice]) -> list[app_commands.Choice[str]]:
     return [app_commands.Choice(name=c.name[:100], value=c.value[:100]) for c in choices]
-
-
-def mb(size: int) -> str:
-    return f"{size / 1_048_576:.1f} MB"
 
 
 def pages(lines: list[str], limit: int = MAX_CONTENT) -> list[str]:

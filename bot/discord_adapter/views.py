@@ -13,7 +13,7 @@ from typing import Any, Protocol, cast
 
 import discord
 
-from bot.chat.actions import CUSTOM_ID, LABELS, STYLES, Action, Button, parse_custom_id
+from bot.chat.actions import CUSTOM_ID, Action, Button, button, parse_custom_id
 
 STYLE = {
     "primary": discord.ButtonStyle.primary,
@@ -55,7 +55,7 @@ class AnimateButton(
             made.action = None
             return made
         action, job_id = parsed
-        return cls(Button(action, job_id, LABELS[action], STYLES[action]))
+        return cls(button(action, job_id))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         client = cast(HasPresses, interaction.client)

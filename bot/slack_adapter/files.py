@@ -26,7 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.errors import RequestRefused
 from bot.images.limits import human_size
 from bot.models import ImageSource
-from bot.slack_adapter.web import origin_of
+from bot.slack_adapter.web import origin_of, slack_error
 
 # Slack's `filetype` for the pictures the image reader takes (it sniffs the bytes anyway).
 IMAGE_FILETYPES = frozenset({"png", "jpg", "jpeg", "gif", "webp", "bmp", "tiff", "tif"})
@@ -109,7 +109,7 @@ async def file_info(client: AsyncWebClient, file_id: str) -> SlackFile:
     try:
         answer = await client.files_info(file=file_id)
     except SlackApiError as exc:
-        error = exc.response.get("error", "") if exc.response is not None else ""
+        error = slack_error(exc)
         if error in ("file_not_found", "file_deleted"):
             raise _refused("That image was deleted from Slack; attach it again.") from None
         raise _refused(f"Slack would not describe that image ({error}); attach it again.") from None

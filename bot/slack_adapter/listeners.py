@@ -71,9 +71,12 @@ from bot.slack_adapter.modal import (
     ModalOrigin,
     build_modal,
     field_errors,
+    lists_saved_loras,
     read_form,
+    shown_spec,
 )
-from bot.slack_adapter.poster import CHANNEL_GONE, SlackPoster, slack_error
+from bot.slack_adapter.poster import CHANNEL_GONE, SlackPoster
+from bot.slack_adapter.web import slack_error
 from providers.catalog import ModelSpec, get_model
 from providers.money import format_usd
 from providers.params import InvalidParameters
@@ -211,7 +214,9 @@ class Listeners:
             origin = ModalOrigin.load(view.get("private_metadata"))
             server = _server(context)
             price = await self._price(form, server_id=server)
-            saved = await self.service.servers.loras(server) if server else []
+            saved = []
+            if server and lists_saved_loras(shown_spec(models, form)):  # only a URL-LoRA hint
+                saved = await self.service.servers.loras(server)
             new = build_modal(models=models, form=form, origin=origin, price=price, saved=saved)
             try:
                 await self.client.views_update(view_id=view_id, view=new)
@@ -384,7 +389,7 @@ class Listeners:
             if result.delete_messages:
                 note = f"🗑️ Clip deleted by <@{actor.user_id}>."
                 await self.p.poster.delete_job_messages(result.job, note=note)
-            else:
+            elif result.redraw:
                 await self.p.sink.redraw(result.job)
         buttons = [result.confirm] if result.confirm is not None else []
         await respond(
@@ -398,7 +403,7 @@ class Listeners:
 
     async def usage(self, respond: AsyncRespond, context: AsyncBoltContext) -> None:
         actor = Actor("slack", str(context.user_id), _qualified(context))
-        view = await usage_view(self.service, actor, SLACK, now=self.p.clock())
+        view = await usage_view(self.service, actor, SLACK, now=self.p.clock(), chart=False)
         await respond(
             text=view.text(),
             blocks=lines_blocks("Your animate budget", view.lines),
@@ -439,7 +444,7 @@ class Listeners:
         if event.get("tab", "home") != "home":
             return
         actor = Actor("slack", str(event.get("user") or context.user_id), _qualified(context))
-        usage = await usage_view(self.service, actor, SLACK, now=self.p.clock())
+        usage = await usage_view(self.service, actor, SLACK, now=self.p.clock(), chart=False)
         jobs = await recent_jobs(self.service, actor, SLACK)
         await self.client.views_publish(user_id=actor.user_id, view=home_view(usage.lines, jobs))
 

@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.chat.markup import SLACK
 from bot.chat.options import duration_choices, parse_loras, resolution_choices
 from bot.errors import RequestRefused
-from bot.slack_adapter.blocks import plain
+from bot.slack_adapter.blocks import context, plain, section
 from bot.slack_adapter.files import IMAGE_FILETYPES, SlackFile, files_in
 from providers.catalog import ModelSpec
 from providers.params import PROMPT_MAX_CHARS
@@ -84,7 +85,7 @@ class ModalForm:
         """The options for the service; a LoRA list that cannot be read raises
         RequestRefused naming its field."""
         out: dict[str, Any] = {}
-        for name in ("duration", "resolution", "preset", "seed", "negative_prompt"):
+        for name in SELECTS + TEXTS:
             value = getattr(self, name)
             if value not in (None, "") and name in spec.fields:
                 out[name] = value
@@ -143,6 +144,16 @@ def read_form(view: Mapping[str, Any], *, default_model: str) -> ModalForm:
     )
 
 
+def shown_spec(models: Sequence[ModelSpec], form: ModalForm) -> ModelSpec:
+    """The model the modal shows for `form`: the chosen one, or the first when it is gone."""
+    return next((s for s in models if s.id == form.model), models[0])
+
+
+def lists_saved_loras(spec: ModelSpec) -> bool:
+    """Whether the modal for `spec` lists the server's saved LoRAs (in a URL-LoRA hint)."""
+    return any(not rule.keys for rule in spec.lora_rules)
+
+
 def build_modal(
     *,
     models: Sequence[ModelSpec],
@@ -152,12 +163,13 @@ def build_modal(
     saved: Sequence[SavedLora] = (),
 ) -> dict[str, Any]:
     """The whole modal for `form` (initial values = what was entered), with `price`, a
-    mrkdwn line computed by the caller from the service's quote."""
-    spec = next((s for s in models if s.id == form.model), models[0])
+    mrkdwn line computed by the caller from the service's quote; `saved`: the server's
+    saved LoRAs, read only by the hint of a URL-LoRA field (see `lists_saved_loras`)."""
+    spec = shown_spec(models, form)
     blocks: list[dict[str, Any]] = []
     if origin.image is not None:
         name = origin.image.name or "the message's image"
-        blocks.append(_context(f"Animating *{_mrkdwn(name)}* from the message."))
+        blocks.append(context(f"Animating *{SLACK.escape(name)}* from the message."))
     else:
         blocks.append(
             {
@@ -218,7 +230,7 @@ def build_modal(
                         form.negative_prompt or "", optional=True, multiline=True,
                         placeholder="What the clip should avoid", max_length=PROMPT_MAX_CHARS)
         )  # fmt: skip
-    blocks.append({"type": "section", "block_id": PRICE, "text": _mrkdwn_text(price)})
+    blocks.append(section(price, PRICE))
     return {
         "type": "modal",
         "callback_id": CALLBACK_ID,
@@ -310,14 +322,3 @@ def _text_input(
         out["hint"] = plain(hint[:2000])
     return out
 
-
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [_mrkdwn_text(text)]}
-
-
-def _mrkdwn_text(text: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": text[:3000]}
-
-
-def _mrkdwn(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -26,6 +26,7 @@ from bot.chat.delivery import UploadRefused
 from bot.chat.markup import SLACK, Markup
 from bot.chat.status import StatusView
 from bot.chat.texts import model_name
+from bot.models import raw_id
 from bot.sinks import Clip
 from bot.slack_adapter.blocks import (
     CLIP_EVENT,
@@ -36,7 +37,7 @@ from bot.slack_adapter.blocks import (
     status_blocks,
     text_blocks,
 )
-from bot.slack_adapter.web import BotIdentity, identify
+from bot.slack_adapter.web import BotIdentity, identify, slack_error
 from storage import Job
 
 log = logging.getLogger(__name__)
@@ -61,18 +62,10 @@ class ChannelGone(Exception):
     """The bot cannot post in the job's channel any more (archived, removed, deleted)."""
 
 
-def slack_error(exc: SlackApiError) -> str:
-    return str(exc.response.get("error", "")) if exc.response is not None else ""
-
-
 def clip_filename(job: Job) -> str:
     """The uploaded file's name: how a restarted bot recognises a clip it posted (a file
     upload takes no message metadata)."""
     return f"animate-{job.id}.mp4"
-
-
-def raw_user(user_id: str) -> str:
-    return user_id.split(":", 1)[-1]
 
 
 class SlackPoster:
@@ -168,15 +161,15 @@ class SlackPoster:
             channel = _channel(job)
         except ChannelGone:
             answer = await self.client.chat_postMessage(
-                channel=raw_user(job.user_id), text=text, blocks=text_blocks(text), metadata=meta
+                channel=raw_id(job.user_id), text=text, blocks=text_blocks(text), metadata=meta
             )
-            ts, channel = str(answer["ts"]), str(answer.get("channel") or raw_user(job.user_id))
+            ts, channel = str(answer["ts"]), str(answer.get("channel") or raw_id(job.user_id))
         return await self._message_ref(channel, ts)
 
     async def tell_privately(self, job: Job, text: str) -> None:
         """A direct message from the app (it lasts); in the job's thread, visible only to
         them, when the direct message fails."""
-        user = raw_user(job.user_id)
+        user = raw_id(job.user_id)
         try:
             await self.client.chat_postMessage(channel=user, text=text, blocks=[section(text)])
             return

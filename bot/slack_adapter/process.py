@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import App
 from bot.chat.admin import AdminOps
+from bot.chat.delivery import ChatSink
 from bot.chat.presses import ButtonPresses
 from bot.config import Settings
 from bot.slack_adapter.door import SlackDoor
@@ -31,7 +32,6 @@ from bot.slack_adapter.listeners import Parts
 from bot.slack_adapter.poster import SlackPoster
 from bot.slack_adapter.web import (
     file_origins,
-    identify,
     require_app_token,
     require_bot_token,
     require_signing_secret,
@@ -77,18 +77,32 @@ def add_slack_sink(app: App) -> None:
     app.sinks.register("slack", chat_sink(app, SlackPoster(_client(app))))
 
 
-def open_door(app: App) -> SlackDoor:
-    """The bolt app for this App; its lazy work is finished before the App closes."""
+def slack_sink(app: App) -> tuple[ChatSink, SlackPoster]:
+    """The Slack sink `add_slack_sink` registered (run_services and the tests do), and its
+    poster; registered here when it is missing."""
     from bot.cli.processes import chat_sink
 
-    client = _client(app)
-    poster = SlackPoster(client)
+    sink = app.sinks.get("slack")
+    if isinstance(sink, ChatSink):
+        poster = sink.poster
+        if isinstance(poster, SlackPoster):
+            return sink, poster
+    poster = SlackPoster(_client(app))
+    sink = chat_sink(app, poster)
+    app.sinks.register("slack", sink)
+    return sink, poster
+
+
+def open_door(app: App) -> SlackDoor:
+    """The bolt app for this App, posting through the registered Slack sink; its lazy work
+    is finished before the App closes."""
+    sink, poster = slack_sink(app)
     parts = Parts(
         service=app.service,
         presses=ButtonPresses(app.service),
         admin=AdminOps(app.service),
         poster=poster,
-        sink=chat_sink(app, poster),
+        sink=sink,
         file_origins=file_origins(app.settings),
         max_image_bytes=app.settings.max_image_bytes,
     )
@@ -109,7 +123,8 @@ async def check_token(app: App, stop: asyncio.Event) -> None:
     """A service for `serve` in HTTP mode: the token is proved at start (a bad one stops the
     process with a sentence), then it waits; the route does the work."""
     check_settings(app.settings)
-    await identify(web_client(app.settings, None))
+    _, poster = slack_sink(app)
+    await poster.me()
     await stop.wait()
 
 
@@ -117,7 +132,8 @@ async def socket_service(app: App, stop: asyncio.Event) -> None:
     """Socket Mode until `stop`."""
     check_settings(app.settings)
     door = open_door(app)
-    me = await identify(door.client)
+    _, poster = slack_sink(app)
+    me = await poster.me()
     handler = AsyncSocketModeHandler(
         door.bolt, app_token=require_app_token(app.settings), web_client=door.client
     )

@@ -105,12 +105,17 @@ def require_app_token(settings: Settings) -> str:
     return token
 
 
+def slack_error(exc: SlackApiError) -> str:
+    """The error code of a refused Web API call ("" when Slack gave no answer)."""
+    return str(exc.response.get("error", "")) if exc.response is not None else ""
+
+
 async def identify(client: AsyncWebClient) -> BotIdentity:
     """`auth.test`: proves the token works and says who the bot is."""
     try:
         answer = await client.auth_test()
     except SlackApiError as exc:
-        error = str(exc.response.get("error", "")) if exc.response is not None else ""
+        error = slack_error(exc)
         if error in ("invalid_auth", "not_authed", "account_inactive", "token_revoked",
                      "token_expired"):  # fmt: skip
             raise SlackSetupError(
@@ -141,7 +146,7 @@ async def check_app_token(settings: Settings) -> None:
     try:
         await client.apps_connections_open(app_token=token)
     except SlackApiError as exc:
-        error = str(exc.response.get("error", "")) if exc.response is not None else ""
+        error = slack_error(exc)
         raise SlackSetupError(
             f"Slack refused SLACK_APP_TOKEN ({error}): create an app-level token with the "
             "connections:write scope on your Slack app's Basic Information page, turn Socket "
