@@ -28,7 +28,6 @@ from providers.params import AnimateParams, InvalidParameters
 from providers.pricing import ModelUnavailable, PriceTable, Quote, availability
 from storage import (
     ACTIVE,
-    CapUsage,
     IdempotencyConflict,
     Job,
     JobStatus,
@@ -37,7 +36,6 @@ from storage import (
     Limits,
     NewJob,
     QuotaExceeded,
-    Refusal,
     SavedLora,
     Scopes,
     ServerStore,
@@ -179,8 +177,7 @@ class AnimateService:
         if server_id is not None and await self.servers.is_paused(server_id):
             raise Paused(PAUSED)
         scopes = await self.scopes(qualify(req.platform, req.user_id), server_id, req.role_ids)
-        usage = await self.ledger.usage(scopes, now=self.clock())
-        refusal = no_room(usage, quote.cost_micros)
+        refusal = await self.ledger.would_refuse(scopes, quote.cost_micros, now=self.clock())
         if refusal is not None:
             raise QuotaRefused(refusal.message(), refusal)
         return quote
@@ -393,23 +390,6 @@ def request_fingerprint(req: AnimateRequest, params: AnimateParams) -> str:
     }
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def no_room(usage: list[CapUsage], amount_micros: int) -> Refusal | None:
-    """The first cap in `usage` that one more clip of `amount_micros` would pass, as the
-    ledger would word it; None when every cap has room now (a preview, not a hold)."""
-    for u in usage:
-        if u.limit is None:
-            continue
-        requested = amount_micros if u.unit == "micros" else 1
-        if u.used + requested <= u.limit:
-            continue
-        return Refusal(
-            scope_kind=u.scope_kind, scope_id=u.scope_id, cap=u.cap, limit=u.limit,
-            used=u.used, requested=requested, remaining=max(0, u.limit - u.used), unit=u.unit,
-            resets_at=None if u.cap == "concurrent_jobs" else u.resets_at,
-        )  # fmt: skip
-    return None
 
 
 def reroll_seed(old: Job, event_id: str, seed_max: int) -> int:

@@ -235,6 +235,16 @@ class Ledger:
         caps = self.caps_for(scopes)
         return await self._db.read(lambda tx: reports.usage(tx, scopes, caps, at))
 
+    async def would_refuse(
+        self, scopes: Scopes, amount_micros: int, *, now: float | None = None
+    ) -> Refusal | None:
+        """What `reserve` would refuse right now, and why (the same rule); nothing is held."""
+        at = self._clock() if now is None else now
+        caps = self.caps_for(scopes)
+        return await self._db.read(
+            lambda tx: reports.would_refuse(tx, scopes, caps, amount_micros, at)
+        )
+
     async def spend_by_model(
         self, *, since: float, until: float, scopes: Scopes | None = None
     ) -> dict[str, int]:

@@ -13,8 +13,9 @@ from typing import Any, TextIO
 from providers.money import usd_string
 from storage.backend import Row, Tx
 from storage.ledger import statements as sql
+from storage.ledger.rules import first_refusal
 from storage.ledger.steps import Caps, scope_uses
-from storage.models import CapName, CapUsage, LedgerEntry, ScopeKind, Scopes
+from storage.models import CapName, CapUsage, LedgerEntry, Refusal, ScopeKind, Scopes
 from storage.periods import (
     HOUR_S,
     day_label,
@@ -59,6 +60,22 @@ async def usage(tx: Tx, scopes: Scopes, caps: Caps, at: float) -> list[CapUsage]
         out.append(_usage(use.kind, use.scope_id, "jobs_per_hour", lim.jobs_per_hour,
                           use.started - held, held, "jobs", float(oldest) + HOUR_S))  # fmt: skip
     return out
+
+
+async def would_refuse(
+    tx: Tx, scopes: Scopes, caps: Caps, amount: int, at: float
+) -> Refusal | None:
+    """The refusal a reservation of `amount` would get now - the same rule on the same
+    numbers as the careful step (rules.first_refusal) - without holding anything: a preview
+    for a form. None: it fits now (the reservation still decides)."""
+    day, month = day_start(at), month_start(at)
+    accounts = await tx.fetch(sql.SCOPE_ACCOUNTS, scopes.user_id, scopes.server_id)
+    bot = scope_uses(Scopes(scopes.user_id), accounts, [], caps, day, month)[-1]
+    every_start = 1 if bot.limits.jobs_per_hour is not None else 0  # bot-wide: read them all
+    starts = await tx.fetch(
+        sql.SCOPE_STARTS, scopes.user_id, scopes.server_id, hour_start(at), every_start
+    )
+    return first_refusal(scope_uses(scopes, accounts, starts, caps, day, month), amount, day, month)
 
 
 def _in_scope(row: Row, kind: ScopeKind, sid: str) -> bool:

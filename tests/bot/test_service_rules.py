@@ -104,6 +104,21 @@ async def test_a_paused_server_refuses_before_anything_is_read_or_held(
     await app.service.animate(req(png_file, server_id="g2"))  # other servers go on
 
 
+async def test_the_preview_names_the_cap_the_reservation_would(
+    make_app: Any, png_file: Path
+) -> None:
+    """A form's preview and the reservation give the same answer when several caps are full:
+    the ledger's rule, in its order (clips at once before money per day)."""
+    async with make_app(user_daily_cap_usd="0.15", user_concurrent_jobs=1) as app:
+        await app.service.animate(req(png_file))  # $0.10, still rendering: both caps full
+        with pytest.raises(QuotaRefused) as preview:
+            await app.service.preflight(req(png_file))
+        with pytest.raises(QuotaRefused) as reserved:
+            await app.service.animate(req(png_file))
+    assert preview.value.refusal.cap == reserved.value.refusal.cap == "concurrent_jobs"
+    assert preview.value.user_message == reserved.value.user_message
+
+
 async def test_role_caps_are_the_members_default(make_app: Any, png_file: Path) -> None:
     async with make_app(user_daily_cap_usd="0.10") as app:
         await app.db.servers.set_role_limits("discord:g1", "artists", daily_micros=1_000_000)
