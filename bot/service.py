@@ -279,12 +279,17 @@ class AnimateService:
         self, job_id: str, req: AnimateRequest, *, reroll: bool
     ) -> Submission:
         """`animate_again`, reserved only (see `reserve`); `submit` it after."""
-        again, inputs = await self._again(job_id, req, reroll=reroll)
+        old, again = await self._again(job_id, req, reroll=reroll)
+        inputs = await self.submitter.stored_inputs(old)
+        if inputs is None:
+            raise RequestRefused(NO_LONGER_KEPT)
+        again = again.model_copy(update={"image": ImageSource(data=inputs.image.data)})
         return await self.reserve(again, inputs=inputs)
 
     async def quote_again(self, job_id: str, req: AnimateRequest, *, reroll: bool) -> Quote:
-        """What `animate_again` would charge, to show before anyone presses Confirm."""
-        again, _ = await self._again(job_id, req, reroll=reroll)
+        """What `animate_again` would charge, to show before anyone presses Confirm (the
+        price needs no image: the kept one is only checked to be there)."""
+        _, again = await self._again(job_id, req, reroll=reroll)
         server_id = qualify(again.platform, again.server_id) if again.server_id else None
         _, _, quote = await self.quote(
             model=again.model, prompt=again.prompt, options=again.options, server_id=server_id
@@ -293,7 +298,8 @@ class AnimateService:
 
     async def _again(
         self, job_id: str, req: AnimateRequest, *, reroll: bool
-    ) -> tuple[AnimateRequest, Inputs]:
+    ) -> tuple[Job, AnimateRequest]:
+        """The job to run again, and the request that does it (its image: the kept one)."""
         old = await self.jobs.get(job_id)
         if old is None:
             raise RequestRefused(f"There is no job {job_id}.")
@@ -303,8 +309,7 @@ class AnimateService:
             raise RequestRefused(
                 f"Only a clip that failed can be retried; this one is {old.status.value}."
             )
-        inputs = await self.submitter.stored_inputs(old)
-        if inputs is None:
+        if not await self.submitter.inputs_kept(old):
             raise RequestRefused(NO_LONGER_KEPT)
         options = {k: v for k, v in stored_params(old).items() if k != "prompt"}
         spec = get_model(old.model)
@@ -312,14 +317,13 @@ class AnimateService:
             options["seed"] = reroll_seed(old, req.event_id, spec.seed_max)
         again = req.model_copy(
             update={
-                "image": ImageSource(data=inputs.image.data),
                 "prompt": old.prompt,
                 "model": old.model,
                 "options": options,
                 "meta": {**req.meta, "again_of": old.id, "reroll": reroll},
             }
         )
-        return again, inputs
+        return old, again
 
     async def cancel(
         self, job_id: str, *, by_user: str | None = None, moderator: bool = False

@@ -119,6 +119,10 @@ class Submitter:
         last_image = await self._load(ImageSource(url=str(last_ref))) if last_ref else None
         return Inputs(image, last_image)
 
+    async def inputs_kept(self, job: Job) -> bool:
+        """Whether `stored_inputs` has something to give (without reading the images)."""
+        return bool(job.meta.get("image_source")) or await self.jobs.has_input(job.id)
+
     async def stored_inputs(self, job: Job) -> Inputs | None:
         """The inputs kept with the job (None once purged). Jobs reserved before inputs were
         kept in the database still name their source in `meta.image_source`."""

@@ -162,6 +162,15 @@ class JobStore:
         except NotPlain:
             return await self._db.write(lambda tx: run(tx, False))
 
+    async def has_input(self, job_id: str, slot: str = "image") -> bool:
+        """Whether a job's input image is still kept (without reading it)."""
+        found = await self._db.read(
+            lambda tx: tx.fetchval(
+                "SELECT 1 FROM job_inputs WHERE job_id = $1 AND slot = $2", job_id, slot
+            )
+        )
+        return found is not None
+
     async def get_input(self, job_id: str, slot: str = "image") -> StoredImage | None:
         """A job's prepared input image (None once purged, or for a job that had none)."""
         row = await self._db.read(
