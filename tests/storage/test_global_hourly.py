@@ -3,13 +3,13 @@ ledger goes straight to the careful step - the cap still holds, for reserve and 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 
 import pytest
 
-from storage import Database, LimitDefaults, Limits, NewJob, QuotaExceeded, Scopes
+from storage import Database, LimitDefaults, Limits, QuotaExceeded, Scopes
 from tests.fixtures_db import FakeClock
+from tests.storage.test_nudge import make_job
 
 DEFAULTS = LimitDefaults(global_=Limits(jobs_per_hour=3))
 
@@ -32,18 +32,8 @@ async def test_a_bot_wide_hourly_default_holds_for_a_job(
     open_db: Callable[..., Awaitable[Database]], clock: FakeClock
 ) -> None:
     db = await open_db(defaults=DEFAULTS)
-
-    async def job() -> None:
-        job_id = uuid.uuid4().hex[:12]
-        new = NewJob(
-            id=job_id, platform="cli", event_id=job_id, user_id="cli:a", server_id=None,
-            model="openvideo", provider="wavespeed", params={}, prompt="p", image_ref="x",
-            cost_micros=100_000, next_check_at=clock.now + 600,
-        )  # fmt: skip
-        await db.jobs.create_reserved(new, Scopes("cli:a"), ledger_key=f"k-{job_id}")
-
     for _ in range(3):
-        await job()
+        await make_job(db, clock)
     with pytest.raises(QuotaExceeded):
-        await job()
+        await make_job(db, clock)
     assert await db.ledger.check_books() == []
