@@ -134,3 +134,36 @@ async def test_the_old_ledger_is_carried_over(database_url: str) -> None:
         await db.ledger.settle("h1", 100_000)  # a carried-over hold settles as any other
         await db.ledger.reserve("h7", Scopes("alice", "g"), 500_000)
         assert await db.ledger.check_books() == []
+
+
+async def _rows(db: Any, table: str, order: str) -> list[tuple[Any, ...]]:
+    rows = await db.raw.read(lambda tx: tx.fetch(f"SELECT * FROM {table} ORDER BY {order}"))  # noqa: S608
+    return [tuple(r) for r in rows]
+
+
+async def test_the_lean_history_keeps_every_hold_and_line(database_url: str) -> None:
+    """0009 (SQLite: holds and entries built anew) and 0010 (PostgreSQL: constraints dropped)
+    keep every row as it was, and the history goes on numbering after its newest line."""
+    lean = next(m.version for m in load_migrations() if m.name == "ledger_lean_sqlite")
+    backend = await open_backend(database_url)
+    try:
+        await _apply_up_to(backend, lean - 1)
+    finally:
+        await backend.close()
+    clock = FakeClock()
+    async with await open_database(database_url, clock=clock, migrate=False) as db:
+        alice, bob = Scopes("alice", "g"), Scopes("bob")
+        await db.ledger.reserve("a1", alice, 300_000, model="m", note="first")
+        await db.ledger.reserve("a2", alice, 200_000)
+        await db.ledger.reserve("b1", bob, 100_000)
+        await db.ledger.settle("a1", 250_000, note="done")
+        await db.ledger.void("b1")
+        holds, entries = await _rows(db, "holds", "key"), await _rows(db, "entries", "id")
+    async with await open_database(database_url, clock=clock) as db:
+        assert await _rows(db, "holds", "key") == holds
+        assert await _rows(db, "entries", "id") == entries
+        assert await db.ledger.check_books() == []
+        await db.ledger.settle("a2")
+        newest = await _rows(db, "entries", "id")
+        assert newest[:-1] == entries
+        assert newest[-1][0] > entries[-1][0] and newest[-1][2:4] == ("a2", "settle")
