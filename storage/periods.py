@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from functools import lru_cache
 
 HOUR_S = 3600.0
 
@@ -18,7 +19,13 @@ def day_start(at: float) -> int:
 
 def month_start(at: float) -> int:
     """Unix second of 00:00 UTC on the first day of the month containing `at`."""
-    d = datetime.fromtimestamp(at, UTC)
+    return _month_of_day(day_start(at))
+
+
+@lru_cache(maxsize=8)
+def _month_of_day(day: int) -> int:
+    # every reservation asks; the answer changes once a day
+    d = datetime.fromtimestamp(day, UTC)
     return int(datetime(d.year, d.month, 1, tzinfo=UTC).timestamp())
 
 

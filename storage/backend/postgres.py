@@ -25,6 +25,8 @@ T = TypeVar("T")
 
 
 class PgTx:
+    dialect: Literal["sqlite", "postgres"] = "postgres"
+
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 

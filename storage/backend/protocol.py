@@ -24,6 +24,9 @@ class StorageAbort(Exception):
 class Tx(Protocol):
     """One open transaction (or, for reads, one connection in autocommit)."""
 
+    # for the few statements written per dialect (the ledger's hottest: storage/ledger/rules.py)
+    dialect: Literal["sqlite", "postgres"]
+
     async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
     async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
     async def fetchval(self, sql: str, *args: Any) -> Any: ...

@@ -48,6 +48,7 @@ class SqliteTx:
     """Tx over a plain sqlite3 connection: `async` methods that never suspend."""
 
     __slots__ = ("_conn",)
+    dialect: Literal["sqlite", "postgres"] = "sqlite"
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn

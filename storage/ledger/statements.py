@@ -7,7 +7,7 @@ plain reserve, settle or void runs are also the body of the PostgreSQL functions
 from __future__ import annotations
 
 from storage.ledger.escrow import GLOBAL_STRIPES
-from storage.ledger.rules import SCOPES
+from storage.ledger.rules import LOCK_ORDER, SCOPES
 
 # $1 key, $2 amount, $3 user, $4 server, $5 model, $6 note, $7 day, $8 month, $9 stripe, $10 now
 INSERT_HOLD = (
@@ -60,16 +60,22 @@ _GIVEN_BACK = {
 # fails (the books are broken; never silently made up). The statement is an upsert that never
 # inserts: only so that PostgreSQL locks the rows in the order of the scopes.
 # $1 user, $2 server, $3 stripe, $4 day, $5 month, $6 money leaving use, $7 money leaving held
-RELEASE_ACCOUNTS = (
-    "INSERT INTO accounts AS a (scope_kind, scope_id, stripe)"  # noqa: S608
-    f" SELECT v.kind, v.id, v.stripe FROM {SCOPES} WHERE v.id IS NOT NULL AND EXISTS"
-    " (SELECT 1 FROM accounts e WHERE e.scope_kind = v.kind AND e.scope_id = v.id"
-    " AND e.stripe = v.stripe) ORDER BY v.rank"
-    " ON CONFLICT (scope_kind, scope_id, stripe) DO UPDATE SET "
-    + ", ".join(f"{column} = {value}" for column, value in _GIVEN_BACK.items())
-    + " WHERE "
-    + " AND ".join(f"{value} >= 0" for value in _GIVEN_BACK.values())
-)
+def _release_accounts(lock_order: str) -> str:
+    return (
+        "INSERT INTO accounts AS a (scope_kind, scope_id, stripe)"  # noqa: S608
+        f" SELECT v.kind, v.id, v.stripe FROM {SCOPES} WHERE v.id IS NOT NULL AND EXISTS"
+        " (SELECT 1 FROM accounts e WHERE e.scope_kind = v.kind AND e.scope_id = v.id"
+        f" AND e.stripe = v.stripe){lock_order}"
+        " ON CONFLICT (scope_kind, scope_id, stripe) DO UPDATE SET "
+        + ", ".join(f"{column} = {value}" for column, value in _GIVEN_BACK.items())
+        + " WHERE "
+        + " AND ".join(f"{value} >= 0" for value in _GIVEN_BACK.values())
+    )
+
+
+RELEASE_ACCOUNTS = _release_accounts(LOCK_ORDER)
+# the same for SQLite: one writer at a time, no row locks to order (rules.LOCK_ORDER)
+RELEASE_ACCOUNTS_SQLITE = _release_accounts("")
 # A void takes its start back (a start older than the hour may be purged already).
 # $1 user, $2 server, $3 the start's second
 VOID_STARTS = (
