@@ -106,3 +106,27 @@ async def test_a_global_money_cap_keeps_one_statement_and_stays_exact(
     assert (refusal.scope_kind, refusal.used, refusal.remaining) == ("global", 62_000, 2_000)
     await db.ledger.reserve(keys[8], Scopes("z"), 2_000)  # exactly to the cap
     assert await db.ledger.check_books() == []
+
+
+async def test_each_person_is_held_to_their_own_caps_in_one_process(db: Database) -> None:
+    """SQLite writes the default caps into its statements (one text per set of caps): a
+    person with their roles' caps and one with the operator's, one after the other and
+    interleaved, each meet their own - and the refusal names it."""
+    roles = Scopes("cli:r", "discord:g", user_defaults=Limits(daily_micros=500, jobs_per_hour=3))
+    plain = Scopes("cli:p", "discord:g")
+    await db.ledger.reserve("r1", roles, 400)
+    await db.ledger.reserve("p1", plain, 4_000)
+    with pytest.raises(QuotaExceeded) as refused:
+        await db.ledger.reserve("r2", roles, 200)
+    assert (refused.value.refusal.cap, refused.value.refusal.limit) == ("daily", 500)
+    await db.ledger.reserve("p2", plain, 4_000)  # the operator's $0.01 a day: 8,000 of 10,000
+    with pytest.raises(QuotaExceeded) as refused:
+        await db.ledger.reserve("p3", plain, 4_000)
+    assert (refused.value.refusal.cap, refused.value.refusal.limit) == ("daily", 10_000)
+    await db.ledger.settle("r1", 100)  # 400 back: room for 200 again
+    await db.ledger.reserve("r3", roles, 200)
+    await db.ledger.reserve("r4", roles, 10)  # the third start of the hour: its cap
+    with pytest.raises(QuotaExceeded) as refused:
+        await db.ledger.reserve("r5", roles, 10)
+    assert (refused.value.refusal.cap, refused.value.refusal.limit) == ("jobs_per_hour", 3)
+    assert await db.ledger.check_books() == []
