@@ -1,6 +1,7 @@
 -- dialects: sqlite
 -- Every reservation writes a hold and two history lines; on SQLite these writes cost more than
--- they need to (bench/ledger.py, about 8 us of a 95 us reserve + settle):
+-- they need to (about 6 us of the writer's 95 us per reserve + settle, bench/ledger.py at 64
+-- callers):
 -- - the CHECK constraints on holds and entries run on every write of a row. Only the ledger
 --   writes these tables: statuses and kinds are constants in its statements, amounts are
 --   checked before they are written (storage/ledger/limits.py), and the tests check the
