@@ -12,6 +12,7 @@ import pytest
 from storage import Database, InvalidLedgerTransition, LimitDefaults, Limits, QuotaExceeded, Scopes
 from storage import backend as backend_mod
 from storage.ledger import stripe_of
+from storage.ledger.statements import RELEASE_ACCOUNTS
 
 U = Scopes("cli:a", "discord:g")
 
@@ -130,3 +131,17 @@ async def test_each_person_is_held_to_their_own_caps_in_one_process(db: Database
         await db.ledger.reserve("r5", roles, 10)
     assert (refused.value.refusal.cap, refused.value.refusal.limit) == ("jobs_per_hour", 3)
     assert await db.ledger.check_books() == []
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_a_settle_probes_its_accounts_by_key(db: Database) -> None:
+    """PostgreSQL planned the give-back's "does the account exist" as a hash join over a
+    sequential scan of every account while the table was small, and the plan cache kept it:
+    every settle read every account. Asked as a scalar subquery it is an index probe."""
+    for i in range(200):
+        await db.ledger.reserve(f"k{i}", Scopes(f"cli:u{i}", f"discord:g{i}"), 100)
+    await db.raw.write(lambda tx: tx.execute("ANALYZE accounts"))
+    explain = f"EXPLAIN (FORMAT JSON) {RELEASE_ACCOUNTS}"
+    args = ("cli:u1", "discord:g1", stripe_of("k1"), 0, 0, 0, 0)
+    plan = await db.raw.read(lambda tx: tx.fetchval(explain, *args))
+    assert "Seq Scan" not in str(plan) and "Index Only Scan" in str(plan)
