@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Literal
 
 from storage.app_secrets import AppSecrets
-from storage.backend import Backend, open_backend
+from storage.backend import Backend, Dialect, open_backend
 from storage.jobs import JobStore
 from storage.keys import KeyStore
 from storage.ledger import Ledger
@@ -26,7 +25,7 @@ class Database:
         self, backend: Backend, defaults: LimitDefaults, clock: Callable[[], float]
     ) -> None:
         self._backend = backend
-        self.backend: Literal["sqlite", "postgres"] = backend.name
+        self.backend: Dialect = backend.name
         self.ledger = Ledger(backend, defaults, clock)
         self.jobs = JobStore(backend, self.ledger, clock)
         self.servers = ServerStore(backend, clock)

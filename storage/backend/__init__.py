@@ -17,6 +17,7 @@ from storage.backend.postgres import PgTx, PostgresBackend
 from storage.backend.protocol import (
     MAX_ATTEMPTS,
     Backend,
+    Dialect,
     Row,
     StorageAbort,
     Tx,
@@ -29,6 +30,7 @@ from storage.backend.sqlite import SqliteBackend, SqliteTx, to_sqlite
 __all__ = [
     "MAX_ATTEMPTS",
     "Backend",
+    "Dialect",
     "PgTx",
     "PostgresBackend",
     "Row",

@@ -13,9 +13,9 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from storage.backend.protocol import MAX_ATTEMPTS, Row, Tx
+from storage.backend.protocol import MAX_ATTEMPTS, Dialect, Row, Tx
 
 if TYPE_CHECKING:  # imported when a PostgreSQL database is opened: SQLite never pays for it
     import asyncpg
@@ -25,7 +25,7 @@ T = TypeVar("T")
 
 
 class PgTx:
-    dialect: Literal["sqlite", "postgres"] = "postgres"
+    dialect: Dialect = "postgres"
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
@@ -63,7 +63,7 @@ async def _backoff(attempt: int, exc: BaseException, what: str) -> None:
 
 
 class PostgresBackend:
-    name: Literal["sqlite", "postgres"] = "postgres"
+    name: Dialect = "postgres"
     row_locks = True
     for_update = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"

@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol, TypeVar, cast
 
 T = TypeVar("T")
 Row = Mapping[str, Any]
+Dialect = Literal["sqlite", "postgres"]
 
 # Every write retries a busy database or a serialization failure at most this often.
 MAX_ATTEMPTS = 20
@@ -25,7 +26,7 @@ class Tx(Protocol):
     """One open transaction (or, for reads, one connection in autocommit)."""
 
     # for the few statements written per dialect (the ledger's hottest: storage/ledger/rules.py)
-    dialect: Literal["sqlite", "postgres"]
+    dialect: Dialect
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
     async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
@@ -37,7 +38,7 @@ class Tx(Protocol):
 
 
 class Backend(Protocol):
-    name: Literal["sqlite", "postgres"]
+    name: Dialect
     # PostgreSQL needs explicit row locks (`FOR UPDATE`); SQLite's BEGIN IMMEDIATE already
     # makes every write transaction exclusive.
     row_locks: bool

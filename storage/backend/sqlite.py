@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from storage.backend.driver import DbThread, run_sync
 from storage.backend.group_commit import GroupCommit
@@ -31,7 +31,7 @@ from storage.backend.locking import (
     rollback_quietly,
     while_busy,
 )
-from storage.backend.protocol import Row, Tx, first_value
+from storage.backend.protocol import Dialect, Row, Tx, first_value
 from storage.errors import StorageError
 
 T = TypeVar("T")
@@ -48,7 +48,7 @@ class SqliteTx:
     """Tx over a plain sqlite3 connection: `async` methods that never suspend."""
 
     __slots__ = ("_conn",)
-    dialect: Literal["sqlite", "postgres"] = "sqlite"
+    dialect: Dialect = "sqlite"
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -117,7 +117,7 @@ def _run_read(conn: sqlite3.Connection, fn: Callable[[Tx], Awaitable[T]]) -> T:
 
 
 class SqliteBackend:
-    name: Literal["sqlite", "postgres"] = "sqlite"
+    name: Dialect = "sqlite"
     row_locks = False
     for_update = ""
     skip_locked = ""

@@ -67,8 +67,7 @@ class Ledger:
         """Hold `amount_micros` if every applicable cap has room; else raise QuotaExceeded."""
         hold = self._hold(key, scopes, amount_micros, model, note, self._clock())
         caps = self.caps_for(scopes)
-        if hold.now >= self._next_purge:
-            await self.purge_now_and_then(hold.now)
+        await self.purge_now_and_then(hold.now)
         result = None
         if not _plain_is_doomed(caps):
             result = await self._plain(

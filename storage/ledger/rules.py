@@ -26,8 +26,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
+from storage.backend.protocol import Dialect
 from storage.models import LIMIT_FIELDS, Limits, Refusal, ScopeKind
 from storage.periods import HOUR_S, next_day, next_month
 
@@ -53,7 +54,6 @@ Param = Callable[[int], str]
 # two reservations never deadlock. SQLite, one writer at a time, takes no row locks; the sort
 # cost it ~2 us a statement, so its statements leave the order out.
 LOCK_ORDER = " ORDER BY v.rank"
-Dialect = Literal["sqlite", "postgres"]
 
 
 def _bound(n: int) -> str:

@@ -6,6 +6,7 @@ plain reserve, settle or void runs are also the body of the PostgreSQL functions
 
 from __future__ import annotations
 
+from storage.backend.protocol import Dialect
 from storage.ledger.escrow import GLOBAL_STRIPES
 from storage.ledger.rules import LOCK_ORDER, SCOPES
 
@@ -76,8 +77,11 @@ def _release_accounts(lock_order: str) -> str:
 
 
 RELEASE_ACCOUNTS = _release_accounts(LOCK_ORDER)
-# the same for SQLite: one writer at a time, no row locks to order (rules.LOCK_ORDER)
-RELEASE_ACCOUNTS_SQLITE = _release_accounts("")
+# per database: SQLite, one writer at a time, has no row locks to order (rules.LOCK_ORDER)
+GIVING_BACK: dict[Dialect, str] = {
+    "postgres": RELEASE_ACCOUNTS,
+    "sqlite": _release_accounts(""),
+}
 # A void takes its start back (a start older than the hour may be purged already).
 # $1 user, $2 server, $3 the start's second
 VOID_STARTS = (

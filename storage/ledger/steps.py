@@ -362,9 +362,8 @@ async def _release(
     user, server, stripe = row["user_id"], row["server_id"], int(row["stripe"])
     await tx.execute(sql.ENTRY, now, row["key"], kind, logged, user, server, row["model"], note)
     released = amount - settled if kind == "settle" else amount
-    give_back = sql.RELEASE_ACCOUNTS_SQLITE if tx.dialect == "sqlite" else sql.RELEASE_ACCOUNTS
     given = await tx.count(
-        give_back, user, server, stripe, int(row["day_start"]),
+        sql.GIVING_BACK[tx.dialect], user, server, stripe, int(row["day_start"]),
         int(row["month_start"]), released, amount,
     )  # fmt: skip
     if given != (2 if server is None else 3):
