@@ -133,30 +133,48 @@ def _rolled(period: str, column: str, start: str, otherwise: str = "0") -> str:
 # or month than the reservation (another process's clock ran ahead) is left alone.
 # $1 user, $2 server, $3 stripe, $4 day, $5 month, $6 amount; default caps:
 # $7-$9 daily, $10-$12 monthly, $13-$15 concurrent (user, server, global each).
-def _reserve_accounts(p: Param, lock_order: str) -> str:
+_COUNTED = (
+    f" day_micros = {_rolled('day', 'day_micros', '$4')} + CAST($6 AS BIGINT),"
+    f" day_held = {_rolled('day', 'day_held', '$4')} + CAST($6 AS BIGINT),"
+    f" day_share = {_rolled('day', 'day_share', '$4', 'NULL')},"
+    " day_start = CAST($4 AS BIGINT),"
+    f" month_micros = {_rolled('month', 'month_micros', '$5')} + CAST($6 AS BIGINT),"
+    f" month_held = {_rolled('month', 'month_held', '$5')} + CAST($6 AS BIGINT),"
+    f" month_share = {_rolled('month', 'month_share', '$5', 'NULL')},"
+    " month_start = CAST($5 AS BIGINT),"
+    " running = a.running + 1, held_micros = a.held_micros + CAST($6 AS BIGINT)"
+)
+
+
+def _account_fits(p: Param, hourly: str) -> str:
+    """An existing account has room (and is not in a later period than the reservation)."""
+    return (
+        "a.day_start <= CAST($4 AS BIGINT) AND a.month_start <= CAST($5 AS BIGINT)"
+        f" AND {_money_fits('day', _cap('daily_cap', 7, p))}"
+        f" AND {_money_fits('month', _cap('monthly_cap', 10, p))}"
+        f" AND {_running_fits(_cap('concurrent_cap', 13, p))}{hourly}"
+    )
+
+
+def _reserve_accounts(p: Param, lock_order: str, guard: bool = True, hourly: str = "") -> str:
+    """guard: a scope whose first reservation would not fit the defaults is written only when
+    its account exists (the upsert then only updates it). hourly: SQLite's `every` ("0" or
+    "1") to check the hourly caps here too (see COUNT_START); "" = RECORD_START checks them."""
+    exists = (
+        " OR EXISTS (SELECT 1 FROM accounts e WHERE e.scope_kind = v.kind"
+        " AND e.scope_id = v.id AND e.stripe = v.stripe)"
+    )
     return (
         "INSERT INTO accounts AS a (scope_kind, scope_id, stripe, day_start, day_micros,"  # noqa: S608
         " day_held, month_start, month_micros, month_held, running, held_micros)"
         " SELECT v.kind, v.id, v.stripe, CAST($4 AS BIGINT), CAST($6 AS BIGINT),"
         " CAST($6 AS BIGINT), CAST($5 AS BIGINT), CAST($6 AS BIGINT), CAST($6 AS BIGINT), 1,"
         f" CAST($6 AS BIGINT) FROM {SCOPES}"
-        f" WHERE v.id IS NOT NULL AND ({_new_account_fits(p)} OR EXISTS (SELECT 1 FROM accounts"
-        " e WHERE e.scope_kind = v.kind AND e.scope_id = v.id AND e.stripe = v.stripe))"
+        f" WHERE v.id IS NOT NULL AND ({_new_account_fits(p)}"
+        f"{_new_account_hourly(p, hourly) if hourly else ''}{exists if guard else ''})"
         f"{lock_order}"
-        " ON CONFLICT (scope_kind, scope_id, stripe) DO UPDATE SET"
-        f" day_micros = {_rolled('day', 'day_micros', '$4')} + CAST($6 AS BIGINT),"
-        f" day_held = {_rolled('day', 'day_held', '$4')} + CAST($6 AS BIGINT),"
-        f" day_share = {_rolled('day', 'day_share', '$4', 'NULL')},"
-        " day_start = CAST($4 AS BIGINT),"
-        f" month_micros = {_rolled('month', 'month_micros', '$5')} + CAST($6 AS BIGINT),"
-        f" month_held = {_rolled('month', 'month_held', '$5')} + CAST($6 AS BIGINT),"
-        f" month_share = {_rolled('month', 'month_share', '$5', 'NULL')},"
-        " month_start = CAST($5 AS BIGINT),"
-        " running = a.running + 1, held_micros = a.held_micros + CAST($6 AS BIGINT)"
-        " WHERE a.day_start <= CAST($4 AS BIGINT) AND a.month_start <= CAST($5 AS BIGINT)"
-        f" AND {_money_fits('day', _cap('daily_cap', 7, p))}"
-        f" AND {_money_fits('month', _cap('monthly_cap', 10, p))}"
-        f" AND {_running_fits(_cap('concurrent_cap', 13, p))}"
+        f" ON CONFLICT (scope_kind, scope_id, stripe) DO UPDATE SET{_COUNTED}"
+        f" WHERE {_account_fits(p, _account_hourly(p, hourly) if hourly else '')}"
     )
 
 
@@ -172,11 +190,11 @@ def _hourly_cap(kind: str, scope_id: str, stripe: str, default: str) -> str:
     return f"NULLIF(COALESCE({own}, {default}, -1), -1)"
 
 
-def _started(where: str) -> str:
-    """How many clips started in the hour ($5: a start counts when its second is after it)."""
+def _started(where: str, hour: str = "$5") -> str:
+    """How many clips started in the hour (a start counts when its second is after `hour`)."""
     return (
         "(SELECT CAST(COALESCE(SUM(s.started), 0) AS BIGINT) FROM starts s"  # noqa: S608
-        f" WHERE {where} AND s.at_second > CAST($5 AS BIGINT))"
+        f" WHERE {where} AND s.at_second > CAST({hour} AS BIGINT))"
     )
 
 
@@ -190,8 +208,10 @@ def _started(where: str) -> str:
 # when its second is after it: floor(now - 3600)); default hourly caps $6-$8.
 _USER = "CAST($1 AS TEXT)"
 _SERVER = "CAST($2 AS TEXT)"
-_OF_USER = _started(f"s.user_id = {_USER}")
-_OF_SERVER = _started(f"s.server_id = {_SERVER} AND s.server_id <> ''")
+_BY_USER = f"s.user_id = {_USER}"
+_BY_SERVER = f"s.server_id = {_SERVER} AND s.server_id <> ''"
+_OF_USER = _started(_BY_USER)
+_OF_SERVER = _started(_BY_SERVER)
 _OF_ALL = _started("TRUE")
 
 
@@ -211,25 +231,90 @@ def _record_start(p: Param, every: str) -> str:
 
 
 RECORD_START = _record_start(_bound, "$9")
+# SQLite's texts. SQLite copies the rows of an INSERT ... SELECT into a temporary table
+# before writing them whenever the SELECT reads the table it writes: RESERVE_ACCOUNTS's
+# existence probe reads accounts and RECORD_START's counts read starts, and each copy cost
+# ~2 us (a table made and dropped per statement). So SQLite - one writer at a time, where
+# the order of the statements does not matter - checks the hourly caps in the accounts
+# statement (it reads starts there, not the table it writes), records the start without
+# a condition, and leaves out the probe: a scope whose first reservation would not fit the
+# defaults is counted by an UPDATE of its account instead, which never creates one.
+# $7 the hour's start; default hourly caps $16-$18 (written in as numbers).
+_HOUR = "$7"
 
 
-@lru_cache(maxsize=64)
-def counting(dialect: Dialect, caps: tuple[int | None, ...]) -> tuple[str, tuple[Any, ...]]:
-    """RESERVE_ACCOUNTS for `dialect` and the default caps (`steps.default_caps`): the
-    statement and the caps still to bind after its six parameters."""
-    if dialect == "postgres":
-        return RESERVE_ACCOUNTS, caps[:9]
-    return _reserve_accounts(_written(caps, 7), ""), ()
+def _hourly_fits(kind: str, cap: str, every: str) -> str:
+    """started + 1 <= hourly cap for a row of `kind`; the bot-wide cap only when every = 1
+    (all stripes locked: the careful path), as in RECORD_START."""
+    return (
+        f"(({cap}) IS NULL OR CASE {kind}"
+        f" WHEN 'user' THEN {_started(_BY_USER, _HOUR)} < ({cap})"
+        f" WHEN 'server' THEN {_started(_BY_SERVER, _HOUR)} < ({cap})"
+        f" ELSE {every} = 1 AND {_started('TRUE', _HOUR)} < ({cap}) END)"
+    )
+
+
+def _new_account_hourly(p: Param, every: str) -> str:
+    return f" AND {_hourly_fits('v.kind', _default('v.kind', 16, p), every)}"
+
+
+def _account_hourly(p: Param, every: str) -> str:
+    return f" AND {_hourly_fits('a.scope_kind', _cap('hourly_cap', 16, p), every)}"
+
+
+_KEY_OF = {
+    "user": "a.scope_kind = 'user' AND a.scope_id = CAST($1 AS TEXT) AND a.stripe = 0",
+    "server": "a.scope_kind = 'server' AND a.scope_id = CAST($2 AS TEXT) AND a.stripe = 0",
+    "global": "a.scope_kind = 'global' AND a.scope_id = '*' AND a.stripe = CAST($3 AS INTEGER)",
+}
+# The start of one reservation, its hourly caps already checked (SQLite);
+# $1 user, $2 server, $4 the start's second
+COUNT_START = (
+    "INSERT INTO starts AS t (user_id, server_id, at_second, started)"
+    " VALUES (CAST($1 AS TEXT), COALESCE(CAST($2 AS TEXT), ''), CAST($4 AS BIGINT), 1)"
+    " ON CONFLICT (user_id, at_second, server_id) DO UPDATE SET started = t.started + 1"
+)
 
 
 @lru_cache(maxsize=128)
-def starting(
-    dialect: Dialect, caps: tuple[int | None, ...], every: bool
-) -> tuple[str, tuple[Any, ...]]:
-    """RECORD_START for `dialect`: the statement and what to bind after its five parameters."""
+def counting(dialect: Dialect, caps: tuple[int | None, ...], every: bool) -> str:
+    """RESERVE_ACCOUNTS for `dialect` (PostgreSQL binds the default caps after $6; SQLite
+    has them written in and takes the hour's start as $7)."""
     if dialect == "postgres":
-        return RECORD_START, (*caps[9:], 1 if every else 0)
-    return _record_start(_written(caps[9:], 6), "1" if every else "0"), ()
+        return RESERVE_ACCOUNTS
+    return _reserve_accounts(_written(caps, 7), "", guard=False, hourly="1" if every else "0")
+
+
+@lru_cache(maxsize=128)
+def counting_existing(kind: str, caps: tuple[int | None, ...], every: bool) -> str:
+    """SQLite: count the reservation on the existing account of one scope, if it has room."""
+    p = _written(caps, 7)
+    hourly = _account_hourly(p, "1" if every else "0")
+    return (
+        f"UPDATE accounts AS a SET{_COUNTED}"
+        f" WHERE {_KEY_OF[kind]} AND {_account_fits(p, hourly)}"
+    )
+
+
+def only_existing(caps: tuple[int | None, ...], amount: int, server: bool) -> list[str]:
+    """SQLite: the scopes whose first reservation would not fit the defaults (as
+    _new_account_fits decides; those rows leave `counting`'s upsert out)."""
+    out = []
+    for k, kind in enumerate(("user", "server", "global")):
+        if kind == "server" and not server:
+            continue
+        daily, monthly, running = caps[k], caps[3 + k], caps[6 + k]
+        if kind == "global":
+            fits = daily is None and monthly is None and running is None
+        else:
+            fits = (
+                (daily is None or amount <= daily)
+                and (monthly is None or amount <= monthly)
+                and (running is None or running >= 1)
+            )
+        if not fits:
+            out.append(kind)
+    return out
 
 
 # --------------------------------------------------------------------------- explaining

@@ -30,11 +30,14 @@ from storage.ledger import escrow
 from storage.ledger import statements as sql
 from storage.ledger.rules import (
     CAP_COLUMNS,
+    COUNT_START,
+    RECORD_START,
     ScopeUse,
     counting,
+    counting_existing,
     effective_limits,
     first_refusal,
-    starting,
+    only_existing,
 )
 from storage.models import LIMIT_FIELDS, Limits, Refusal, Reservation, Scopes
 from storage.periods import day_start, hour_start, month_start, start_second
@@ -133,7 +136,7 @@ async def reserve_plain(
         return await _repeat(tx, hold)
     await _entry(tx, hold, "reserve", hold.note)
     flat = default_caps(caps)
-    if await _count_accounts(tx, hold, flat, hold.day, hold.month) != hold.scope_count:
+    if await _count_accounts(tx, hold, flat, hold.day, hold.month, False) != hold.scope_count:
         raise NotPlain
     if not await _record_start(tx, hold, flat, every=False):
         raise NotPlain
@@ -168,7 +171,7 @@ async def reserve_careful(tx: Tx, hold: Hold, caps: Caps) -> Reservation | Refus
     await _share_the_bot_caps(tx, uses[-1], hold, day, month)
     await _entry(tx, hold, "reserve", hold.note)
     flat = default_caps(caps)
-    counted = await _count_accounts(tx, hold, flat, day, month)
+    counted = await _count_accounts(tx, hold, flat, day, month, True)
     started = await _record_start(tx, hold, flat, every=True)
     if counted != len(uses) or not started:
         raise StorageError(
@@ -185,22 +188,33 @@ async def _entry(tx: Tx, hold: Hold, kind: Literal["reserve", "refuse"], note: s
                      hold.model, note)  # fmt: skip
 
 
-async def _count_accounts(tx: Tx, hold: Hold, flat: FlatCaps, day: int, month: int) -> int:
-    """Count the reservation on every account of its scopes; how many took it."""
+async def _count_accounts(
+    tx: Tx, hold: Hold, flat: FlatCaps, day: int, month: int, every: bool
+) -> int:
+    """Count the reservation on every account of its scopes; how many took it. every: all
+    stripes are locked (careful), so a bot-wide hourly cap can be counted (SQLite)."""
     s = hold.scopes
-    stmt, more = counting(tx.dialect, flat)
-    return await tx.count(
-        stmt, s.user_id, s.server_id, hold.stripe, day, month, hold.amount, *more
-    )
+    stmt = counting(tx.dialect, flat, every)
+    if tx.dialect == "postgres":
+        return await tx.count(
+            stmt, s.user_id, s.server_id, hold.stripe, day, month, hold.amount, *flat[:9]
+        )
+    args = (s.user_id, s.server_id, hold.stripe, day, month, hold.amount, hour_start(hold.now))
+    counted = await tx.count(stmt, *args)
+    for kind in only_existing(flat, hold.amount, s.server_id is not None):
+        counted += await tx.count(counting_existing(kind, flat, every), *args)
+    return counted
 
 
 async def _record_start(tx: Tx, hold: Hold, flat: FlatCaps, every: bool) -> int:
-    """Record the job's start for the hourly caps; every: all stripes are locked (careful)."""
+    """Record the job's start for the hourly caps (SQLite checked them with the accounts)."""
     s = hold.scopes
-    stmt, more = starting(tx.dialect, flat, every)
+    if tx.dialect == "sqlite":
+        return await tx.count(COUNT_START, s.user_id, s.server_id, hold.stripe, hold.second)
     return await tx.count(
-        stmt, s.user_id, s.server_id, hold.stripe, hold.second, hour_start(hold.now), *more
-    )
+        RECORD_START, s.user_id, s.server_id, hold.stripe, hold.second, hour_start(hold.now),
+        *flat[9:], 1 if every else 0,
+    )  # fmt: skip
 
 
 async def _insert_hold(tx: Tx, hold: Hold, day: int, month: int) -> bool:
