@@ -23,6 +23,7 @@ concurrency cap each stripe checks against its share of the cap, and the shares 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -70,23 +71,34 @@ def _written(values: tuple[int | None, ...], first: int) -> Param:
     return param
 
 
-def _default(kind: str, first: int, p: Param) -> str:
+_RANK = {"user": 0, "server": 1, "global": 2}
+# SQLite's texts name a row's kind where they can (`known`): a CASE per kind of row, each
+# branch with the caps of its kind written in, instead of a CASE on the kind at every cap.
+Known = str | None
+
+
+def _default(kind: str, first: int, p: Param, known: Known = None) -> str:
     """The default cap of a row's kind: parameters $first (user), +1 (server), +2 (global)."""
+    if known is not None:
+        return p(first + _RANK[known])
     return (
         f"CASE {kind} WHEN 'user' THEN {p(first)}"
         f" WHEN 'server' THEN {p(first + 1)} ELSE {p(first + 2)} END"
     )
 
 
-def _cap(column: str, first: int, p: Param) -> str:
+def _cap(column: str, first: int, p: Param, known: Known = None) -> str:
     """An account's cap: its own setting, else the default for its kind (NULL = no cap)."""
+    default = _default("a.scope_kind", first, p, known)
+    if default == "NULL":
+        return f"CASE WHEN a.{column} < 0 THEN NULL ELSE a.{column} END"
     return (
-        f"CASE WHEN a.{column} IS NULL THEN {_default('a.scope_kind', first, p)}"
+        f"CASE WHEN a.{column} IS NULL THEN {default}"
         f" WHEN a.{column} < 0 THEN NULL ELSE a.{column} END"
     )
 
 
-def _money_fits(period: str, cap: str) -> str:
+def _money_fits(period: str, cap: str, known: Known = None) -> str:
     """used + amount <= cap in the reservation's period ($4 day / $5 month, $6 amount).
 
     A global stripe checks against its share of the cap instead (escrow.py), and only when the
@@ -94,20 +106,22 @@ def _money_fits(period: str, cap: str) -> str:
     """
     start = "$4" if period == "day" else "$5"
     used = f"CASE WHEN a.{period}_start = {start} THEN a.{period}_micros ELSE 0 END"
-    return (
-        f"(({cap}) IS NULL OR CASE WHEN a.scope_kind = 'global'"
-        f" THEN a.{period}_start = {start} AND a.{period}_share_of = ({cap})"
+    share = (
+        f"a.{period}_start = {start} AND a.{period}_share_of = ({cap})"
         f" AND a.{period}_micros + CAST($6 AS BIGINT) <= a.{period}_share"
-        f" ELSE {used} + CAST($6 AS BIGINT) <= ({cap}) END)"
     )
+    own = f"{used} + CAST($6 AS BIGINT) <= ({cap})"
+    if known is not None:
+        return f"(({cap}) IS NULL OR {share if known == 'global' else own})"
+    return f"(({cap}) IS NULL OR CASE WHEN a.scope_kind = 'global' THEN {share} ELSE {own} END)"
 
 
-def _running_fits(cap: str) -> str:
-    return (
-        f"(({cap}) IS NULL OR CASE WHEN a.scope_kind = 'global'"
-        f" THEN a.running_share_of = ({cap}) AND a.running + 1 <= a.running_share"
-        f" ELSE a.running + 1 <= ({cap}) END)"
-    )
+def _running_fits(cap: str, known: Known = None) -> str:
+    share = f"a.running_share_of = ({cap}) AND a.running + 1 <= a.running_share"
+    own = f"a.running + 1 <= ({cap})"
+    if known is not None:
+        return f"(({cap}) IS NULL OR {share if known == 'global' else own})"
+    return f"(({cap}) IS NULL OR CASE WHEN a.scope_kind = 'global' THEN {share} ELSE {own} END)"
 
 
 def _new_account_fits(p: Param) -> str:
@@ -146,35 +160,32 @@ _COUNTED = (
 )
 
 
-def _account_fits(p: Param, hourly: str) -> str:
+def _account_fits(p: Param, hourly: str, known: Known = None) -> str:
     """An existing account has room (and is not in a later period than the reservation)."""
     return (
         "a.day_start <= CAST($4 AS BIGINT) AND a.month_start <= CAST($5 AS BIGINT)"
-        f" AND {_money_fits('day', _cap('daily_cap', 7, p))}"
-        f" AND {_money_fits('month', _cap('monthly_cap', 10, p))}"
-        f" AND {_running_fits(_cap('concurrent_cap', 13, p))}{hourly}"
+        f" AND {_money_fits('day', _cap('daily_cap', 7, p, known), known)}"
+        f" AND {_money_fits('month', _cap('monthly_cap', 10, p, known), known)}"
+        f" AND {_running_fits(_cap('concurrent_cap', 13, p, known), known)}{hourly}"
     )
 
 
-def _reserve_accounts(p: Param, lock_order: str, guard: bool = True, hourly: str = "") -> str:
-    """guard: a scope whose first reservation would not fit the defaults is written only when
-    its account exists (the upsert then only updates it). hourly: SQLite's `every` ("0" or
-    "1") to check the hourly caps here too (see COUNT_START); "" = RECORD_START checks them."""
-    exists = (
-        " OR EXISTS (SELECT 1 FROM accounts e WHERE e.scope_kind = v.kind"
-        " AND e.scope_id = v.id AND e.stripe = v.stripe)"
-    )
+_ACCOUNT_ROW = (
+    "INSERT INTO accounts AS a (scope_kind, scope_id, stripe, day_start, day_micros,"  # noqa: S608
+    " day_held, month_start, month_micros, month_held, running, held_micros)"
+    " SELECT v.kind, v.id, v.stripe, CAST($4 AS BIGINT), CAST($6 AS BIGINT),"
+    " CAST($6 AS BIGINT), CAST($5 AS BIGINT), CAST($6 AS BIGINT), CAST($6 AS BIGINT), 1,"
+    f" CAST($6 AS BIGINT) FROM {SCOPES}"
+)
+
+
+def _reserve_accounts(p: Param, lock_order: str) -> str:
     return (
-        "INSERT INTO accounts AS a (scope_kind, scope_id, stripe, day_start, day_micros,"  # noqa: S608
-        " day_held, month_start, month_micros, month_held, running, held_micros)"
-        " SELECT v.kind, v.id, v.stripe, CAST($4 AS BIGINT), CAST($6 AS BIGINT),"
-        " CAST($6 AS BIGINT), CAST($5 AS BIGINT), CAST($6 AS BIGINT), CAST($6 AS BIGINT), 1,"
-        f" CAST($6 AS BIGINT) FROM {SCOPES}"
-        f" WHERE v.id IS NOT NULL AND ({_new_account_fits(p)}"
-        f"{_new_account_hourly(p, hourly) if hourly else ''}{exists if guard else ''})"
-        f"{lock_order}"
+        f"{_ACCOUNT_ROW} WHERE v.id IS NOT NULL AND ({_new_account_fits(p)}"  # noqa: S608
+        " OR EXISTS (SELECT 1 FROM accounts e WHERE e.scope_kind = v.kind"
+        f" AND e.scope_id = v.id AND e.stripe = v.stripe)){lock_order}"
         f" ON CONFLICT (scope_kind, scope_id, stripe) DO UPDATE SET{_COUNTED}"
-        f" WHERE {_account_fits(p, _account_hourly(p, hourly) if hourly else '')}"
+        f" WHERE {_account_fits(p, '')}"
     )
 
 
@@ -245,21 +256,50 @@ _HOUR = "$7"
 
 def _hourly_fits(kind: str, cap: str, every: str) -> str:
     """started + 1 <= hourly cap for a row of `kind`; the bot-wide cap only when every = 1
-    (all stripes locked: the careful path), as in RECORD_START."""
+    (all stripes locked: the careful path), as in RECORD_START. The count sits in a CASE
+    branch: SQLite evaluates a subquery that depends on no row once, up front, even where
+    an OR would have skipped it - the bot's count read every start of the hour."""
+    if cap == "NULL":
+        return "1"
+    if kind == "global" and every != "1":
+        return f"({cap}) IS NULL"
+    where = {"user": _BY_USER, "server": _BY_SERVER, "global": "TRUE"}[kind]
+    return f"CASE WHEN ({cap}) IS NULL THEN 1 ELSE {_started(where, _HOUR)} < ({cap}) END"
+
+
+def _sqlite_new_account_fits(p: Param, every: str, kind: str) -> str:
+    """_new_account_fits for a row of `kind`, its default caps written in; and the hourly."""
+    d, m, c, h = (p(n + _RANK[kind]) for n in (7, 10, 13, 16))
+    if kind == "global":
+        room = "1" if d == m == c == "NULL" else "0"
+    else:
+        room = " AND ".join(
+            [f"CAST($6 AS BIGINT) <= {cap}" for cap in (d, m) if cap != "NULL"]
+            + ([f"1 <= {c}"] if c != "NULL" else [])
+        ) or "1"
+    return f"({room}) AND {_hourly_fits(kind, h, every)}"
+
+
+def _sqlite_account_fits(p: Param, every: str, kind: str) -> str:
+    hourly = f" AND {_hourly_fits(kind, _cap('hourly_cap', 16, p, kind), every)}"
+    return _account_fits(p, hourly, kind)
+
+
+def _by_kind(row: str, branch: Callable[[str], str]) -> str:
     return (
-        f"(({cap}) IS NULL OR CASE {kind}"
-        f" WHEN 'user' THEN {_started(_BY_USER, _HOUR)} < ({cap})"
-        f" WHEN 'server' THEN {_started(_BY_SERVER, _HOUR)} < ({cap})"
-        f" ELSE {every} = 1 AND {_started('TRUE', _HOUR)} < ({cap}) END)"
+        f"CASE {row} WHEN 'user' THEN {branch('user')} WHEN 'server' THEN {branch('server')}"
+        f" ELSE {branch('global')} END"
     )
 
 
-def _new_account_hourly(p: Param, every: str) -> str:
-    return f" AND {_hourly_fits('v.kind', _default('v.kind', 16, p), every)}"
-
-
-def _account_hourly(p: Param, every: str) -> str:
-    return f" AND {_hourly_fits('a.scope_kind', _cap('hourly_cap', 16, p), every)}"
+def _sqlite_reserve_accounts(p: Param, every: str) -> str:
+    """RESERVE_ACCOUNTS without the probe and with the hourly caps, for SQLite."""
+    return (
+        f"{_ACCOUNT_ROW} WHERE v.id IS NOT NULL"
+        f" AND {_by_kind('v.kind', lambda k: _sqlite_new_account_fits(p, every, k))}"
+        f" ON CONFLICT (scope_kind, scope_id, stripe) DO UPDATE SET{_COUNTED}"
+        f" WHERE {_by_kind('a.scope_kind', lambda k: _sqlite_account_fits(p, every, k))}"
+    )
 
 
 _KEY_OF = {
@@ -282,18 +322,17 @@ def counting(dialect: Dialect, caps: tuple[int | None, ...], every: bool) -> str
     has them written in and takes the hour's start as $7)."""
     if dialect == "postgres":
         return RESERVE_ACCOUNTS
-    return _reserve_accounts(_written(caps, 7), "", guard=False, hourly="1" if every else "0")
+    return _sqlite_reserve_accounts(_written(caps, 7), "1" if every else "0")
 
 
 @lru_cache(maxsize=128)
-def counting_existing(kind: str, caps: tuple[int | None, ...], every: bool) -> str:
-    """SQLite: count the reservation on the existing account of one scope, if it has room."""
-    p = _written(caps, 7)
-    hourly = _account_hourly(p, "1" if every else "0")
-    return (
-        f"UPDATE accounts AS a SET{_COUNTED}"
-        f" WHERE {_KEY_OF[kind]} AND {_account_fits(p, hourly)}"
-    )
+def counting_existing(kind: str, caps: tuple[int | None, ...], every: bool) -> tuple[str, int]:
+    """SQLite: count the reservation on the existing account of one scope, if it has room;
+    the statement and how many of `counting`'s parameters it takes (without an hourly cap
+    to check it needs no $7)."""
+    fits = _sqlite_account_fits(_written(caps, 7), "1" if every else "0", kind)
+    text = f"UPDATE accounts AS a SET{_COUNTED} WHERE {_KEY_OF[kind]} AND {fits}"
+    return text, max(int(n) for n in re.findall(r"\$(\d+)", text))
 
 
 def only_existing(caps: tuple[int | None, ...], amount: int, server: bool) -> list[str]:

@@ -202,7 +202,8 @@ async def _count_accounts(
     args = (s.user_id, s.server_id, hold.stripe, day, month, hold.amount, hour_start(hold.now))
     counted = await tx.count(stmt, *args)
     for kind in only_existing(flat, hold.amount, s.server_id is not None):
-        counted += await tx.count(counting_existing(kind, flat, every), *args)
+        stmt, taken = counting_existing(kind, flat, every)
+        counted += await tx.count(stmt, *args[:taken])
     return counted
 
 

@@ -184,7 +184,7 @@ async def test_sqlite_reserves_without_temporary_tables(db: Database) -> None:
         d = LimitDefaults(user=Limits(daily_micros=5, jobs_per_hour=20), global_=global_)
         flat = default_caps((d.user, d.server, d.global_))
         texts = [rules.counting("sqlite", flat, every) for every in (False, True)]
-        texts += [rules.counting_existing(k, flat, False) for k in ("user", "server", "global")]
+        texts += [rules.counting_existing(k, flat, False)[0] for k in ("user", "server", "global")]
         texts.append(rules.COUNT_START)
         for text in texts:
             sql = text.replace("$", "?")
