@@ -2,7 +2,8 @@
 costs, beside the machine's ceiling for the same shape of work measured in the same run.
 
     python bench/ledger.py [--backend sqlite|postgres] [--processes N] [--global-cap]
-                           [--server-share N] [--ceiling] [--seconds S] [--repeat R] [--json]
+                           [--server-share N] [--random-keys] [--ceiling] [--seconds S]
+                           [--repeat R] [--json]
     python bench/ledger.py --all [--seconds S] [--repeat R]     # the README table
 
 Workload: every process runs 1, 8 and 64 concurrent callers; a caller reserves $0.20 and then
@@ -16,7 +17,12 @@ month). So that no count cap refuses, each caller is a user of its own that it r
 most 10 at once, the server cap), a stress no real server sees: a server whose members run
 10 clips at once starts one every few seconds, not thousands. Every refusal is counted and
 printed: there should be none. New users and servers exercise the first reservation of a
-scope, as real traffic does.
+scope, as real traffic does. Reservation keys are what the bot writes for Discord, its main
+front door: "discord:" and the interaction id, a snowflake (milliseconds since Discord's
+epoch, then worker, process and an increment), so keys arrive in time order and a batch of
+holds lands at the end of the key index. --random-keys uses keys in no order instead (the
+CLI's random ids; Slack's view ids are not ordered either): each hold of a batch then lands
+on its own page of the key index, which SQLite writes to the WAL at every commit.
 
 The ceiling (--ceiling) is the minimal loop of the same shape on the same backend, durability
 (SQLite WAL + synchronous=FULL through the project's own group commit; PostgreSQL
@@ -150,6 +156,19 @@ class Run:
     server_share: int  # callers sharing one server at a time (the server concurrency cap is 10)
     pg_ceiling: str  # "function" or "statement"
     tag: str  # unique per run, so keys and scopes never repeat across runs
+    random_keys: bool = False
+
+
+DISCORD_EPOCH_MS = 1_420_070_400_000  # 2015-01-01 UTC, where Discord's ids count from
+
+
+def ledger_key(run: Run, seq: int) -> str:
+    """The reservation's key as the bot writes it for Discord (bot/service.py: "discord:"
+    and the interaction id, a snowflake), or a random one (--random-keys)."""
+    if run.random_keys:
+        return f"cli:{run.tag}{uuid.uuid4().hex}"
+    ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
+    return f"discord:{run.tag}{(ms << 22) | ((run.proc & 31) << 17) | (seq & 4095)}"
 
 
 def caller_scopes(run: Run, caller: int, n: int) -> Scopes:
@@ -182,11 +201,14 @@ async def child_run(run: Run) -> dict[str, Any]:
         deadline = start + run.seconds
         cpu0, server0 = time.process_time(), sum(max(0.0, _cpu_of(p)) for p in pids)
 
+        seq = 0  # the interaction ids' increment, per process
+
         async def ledger_caller(t: int) -> None:
-            nonlocal done, refused
+            nonlocal done, refused, seq
             n = 0
             while time.time() < deadline:
-                key = f"{run.tag}-{run.proc}-{t}-{n}"
+                seq += 1
+                key = ledger_key(run, seq)
                 try:
                     await db.ledger.reserve(key, caller_scopes(run, t, n), AMOUNT, model="bench")
                 except QuotaExceeded:
@@ -197,10 +219,11 @@ async def child_run(run: Run) -> dict[str, Any]:
                 n += 1
 
         async def ceiling_caller(t: int) -> None:
-            nonlocal done
+            nonlocal done, seq
             cid, n = ids[t], 0
             while time.time() < deadline:
-                key = f"{run.tag}-{run.proc}-{t}-{n}"
+                seq += 1
+                key = ledger_key(run, seq)
                 for amount in (AMOUNT, -AMOUNT):
                     if backend.name == "postgres":
                         rows = await backend.write_one(
@@ -380,6 +403,7 @@ class Config:
     global_cap: bool = False
     server_share: int = 1
     pg_ceiling: str = "function"
+    random_keys: bool = False
 
     def label(self) -> str:
         name = "SQLite" if self.backend == "sqlite" else "PostgreSQL"
@@ -387,17 +411,22 @@ class Config:
         text = f"{name}, {procs}" + (", global money cap" if self.global_cap else "")
         if self.server_share > 1:
             text += f", {self.server_share} callers per server"
+        if self.random_keys:
+            text += ", keys in no order"
         if self.backend == "postgres" and self.pg_ceiling != "function":
             text += f" (ceiling: one {self.pg_ceiling})"
         return text
 
 
 # The README table: both backends, 1 and 4 processes, with and without a global money cap;
-# then the same load concentrated on few servers (a stress no real server sees).
+# then the same load concentrated on few servers (a stress no real server sees), and SQLite
+# with keys in no order.
 ALL = [
     *(Config(b, p, g) for b in ("sqlite", "postgres") for p in (1, 4) for g in (False, True)),
     Config("sqlite", 1, server_share=8),
     Config("postgres", 4, server_share=8),
+    Config("sqlite", 1, True, random_keys=True),
+    Config("sqlite", 4, True, random_keys=True),
 ]
 
 
@@ -418,6 +447,7 @@ async def measure(
                         url=db_url, mode=mode, proc=0, level=level, seconds=seconds,
                         global_cap=cfg.global_cap, server_share=cfg.server_share,
                         pg_ceiling=cfg.pg_ceiling, tag=f"{r}{mode[0]}{level}",
+                        random_keys=cfg.random_keys,
                     )  # fmt: skip
                     rate, refused, cpu = await run_level(cfg.processes, run)
                     figs = out[level]
@@ -470,11 +500,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.all:
         configs, ceiling = ALL, True
     else:
-        configs = [
-            Config(
-                args.backend, args.processes, args.global_cap, args.server_share, args.pg_ceiling
-            )
-        ]
+        cfg = Config(args.backend, args.processes, args.global_cap, args.server_share)
+        configs = [replace(cfg, pg_ceiling=args.pg_ceiling, random_keys=args.random_keys)]
         ceiling = args.ceiling
     rows = []
     results = []
@@ -510,6 +537,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--ceiling", action="store_true", help="also measure the minimal same-shape loop"
     )
+    parser.add_argument(
+        "--random-keys", action="store_true",
+        help="reservation keys in no order (the CLI's) instead of Discord's interaction ids",
+    )  # fmt: skip
     parser.add_argument(
         "--pg-ceiling", choices=["function", "statement"], default="function",
         help="PostgreSQL: the ceiling's step as one PL/pgSQL call running the UPDATE and the "
