@@ -11,8 +11,10 @@ A reservation of `amount` fits when, for each scope that applies - the person, t
 The caps of a scope are its own (`limits set`), else the operator's defaults (settings); for
 a person, their roles' caps (`Scopes.user_defaults`) replace the operator's default. The
 database decides with two conditional statements, each one write that checks and counts
-(`RESERVE_ACCOUNTS`, `RECORD_START`): a row that has no room is left alone, and the
-reservation is then refused - `first_refusal` says which cap refused and with what numbers.
+(`RESERVE_ACCOUNTS`, `RECORD_START`; SQLite checks the hourly caps in the first and records
+the start without a condition - see `COUNT_START`): a row that has no room is left alone, and
+the reservation is then refused - `first_refusal` says which cap refused and with what
+numbers.
 
 The "last hour" is counted in whole seconds: a clip started at 12:00:00.4 counts as started
 at 12:00:01 and stops counting at 13:00:01, never earlier than the exact hour.
@@ -242,6 +244,8 @@ def _record_start(p: Param, every: str) -> str:
 
 
 RECORD_START = _record_start(_bound, "$9")
+
+
 # SQLite's texts. SQLite copies the rows of an INSERT ... SELECT into a temporary table
 # before writing them whenever the SELECT reads the table it writes: RESERVE_ACCOUNTS's
 # existence probe reads accounts and RECORD_START's counts read starts, and each copy cost
@@ -336,8 +340,9 @@ def counting_existing(kind: str, caps: tuple[int | None, ...], every: bool) -> t
 
 
 def only_existing(caps: tuple[int | None, ...], amount: int, server: bool) -> list[str]:
-    """SQLite: the scopes whose first reservation would not fit the defaults (as
-    _new_account_fits decides; those rows leave `counting`'s upsert out)."""
+    """SQLite: the scopes whose first reservation of `amount` would not fit the defaults -
+    the money and concurrency part of _sqlite_new_account_fits, so `counting`'s upsert leaves
+    exactly these rows out; each is counted by `counting_existing` instead."""
     out = []
     for k, kind in enumerate(("user", "server", "global")):
         if kind == "server" and not server:
