@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from storage.backend.protocol import Dialect
 from storage.models import LIMIT_FIELDS, Limits, Refusal, ScopeKind
 from storage.periods import HOUR_S, next_day, next_month
 
@@ -271,17 +270,12 @@ def _hourly_fits(kind: str, cap: str, every: str) -> str:
     return f"CASE WHEN ({cap}) IS NULL THEN 1 ELSE {_started(where, _HOUR)} < ({cap}) END"
 
 
-def _sqlite_new_account_fits(p: Param, every: str, kind: str) -> str:
-    """_new_account_fits for a row of `kind`, its default caps written in; and the hourly."""
-    d, m, c, h = (p(n + _RANK[kind]) for n in (7, 10, 13, 16))
-    if kind == "global":
-        room = "1" if d == m == c == "NULL" else "0"
-    else:
-        room = " AND ".join(
-            [f"CAST($6 AS BIGINT) <= {cap}" for cap in (d, m) if cap != "NULL"]
-            + ([f"1 <= {c}"] if c != "NULL" else [])
-        ) or "1"
-    return f"({room}) AND {_hourly_fits(kind, h, every)}"
+def _sqlite_new_account_fits(p: Param, every: str, kind: str, left_out: tuple[str, ...]) -> str:
+    """A scope's first reservation, SQLite: `only_existing` decided the money and concurrency
+    caps (the defaults) in Python; a scope it left out is never inserted. The hourly here."""
+    if kind in left_out:
+        return "0"
+    return _hourly_fits(kind, p(16 + _RANK[kind]), every)
 
 
 def _sqlite_account_fits(p: Param, every: str, kind: str) -> str:
@@ -296,11 +290,11 @@ def _by_kind(row: str, branch: Callable[[str], str]) -> str:
     )
 
 
-def _sqlite_reserve_accounts(p: Param, every: str) -> str:
+def _sqlite_reserve_accounts(p: Param, every: str, left_out: tuple[str, ...]) -> str:
     """RESERVE_ACCOUNTS without the probe and with the hourly caps, for SQLite."""
+    new = _by_kind("v.kind", lambda k: _sqlite_new_account_fits(p, every, k, left_out))
     return (
-        f"{_ACCOUNT_ROW} WHERE v.id IS NOT NULL"
-        f" AND {_by_kind('v.kind', lambda k: _sqlite_new_account_fits(p, every, k))}"
+        f"{_ACCOUNT_ROW} WHERE v.id IS NOT NULL AND {new}"
         f" ON CONFLICT (scope_kind, scope_id, stripe) DO UPDATE SET{_COUNTED}"
         f" WHERE {_by_kind('a.scope_kind', lambda k: _sqlite_account_fits(p, every, k))}"
     )
@@ -321,12 +315,10 @@ COUNT_START = (
 
 
 @lru_cache(maxsize=128)
-def counting(dialect: Dialect, caps: tuple[int | None, ...], every: bool) -> str:
-    """RESERVE_ACCOUNTS for `dialect` (PostgreSQL binds the default caps after $6; SQLite
-    has them written in and takes the hour's start as $7)."""
-    if dialect == "postgres":
-        return RESERVE_ACCOUNTS
-    return _sqlite_reserve_accounts(_written(caps, 7), "1" if every else "0")
+def counting(caps: tuple[int | None, ...], every: bool, left_out: tuple[str, ...]) -> str:
+    """SQLite's RESERVE_ACCOUNTS: the default caps written in, the hour's start as $7, and
+    the scopes `only_existing` left out never inserted (`counting_existing` counts them)."""
+    return _sqlite_reserve_accounts(_written(caps, 7), "1" if every else "0", left_out)
 
 
 @lru_cache(maxsize=128)
@@ -339,10 +331,10 @@ def counting_existing(kind: str, caps: tuple[int | None, ...], every: bool) -> t
     return text, max(int(n) for n in re.findall(r"\$(\d+)", text))
 
 
-def only_existing(caps: tuple[int | None, ...], amount: int, server: bool) -> list[str]:
-    """SQLite: the scopes whose first reservation of `amount` would not fit the defaults -
-    the money and concurrency part of _sqlite_new_account_fits, so `counting`'s upsert leaves
-    exactly these rows out; each is counted by `counting_existing` instead."""
+@lru_cache(maxsize=256)
+def only_existing(caps: tuple[int | None, ...], amount: int, server: bool) -> tuple[str, ...]:
+    """SQLite: the scopes whose first reservation of `amount` would not fit the defaults (as
+    _new_account_fits has it): counted only on an existing account, never created."""
     out = []
     for k, kind in enumerate(("user", "server", "global")):
         if kind == "server" and not server:
@@ -358,7 +350,7 @@ def only_existing(caps: tuple[int | None, ...], amount: int, server: bool) -> li
             )
         if not fits:
             out.append(kind)
-    return out
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------- explaining

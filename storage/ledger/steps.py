@@ -32,6 +32,7 @@ from storage.ledger.rules import (
     CAP_COLUMNS,
     COUNT_START,
     RECORD_START,
+    RESERVE_ACCOUNTS,
     ScopeUse,
     counting,
     counting_existing,
@@ -194,14 +195,15 @@ async def _count_accounts(
     """Count the reservation on every account of its scopes; how many took it. every: all
     stripes are locked (careful), so a bot-wide hourly cap can be counted (SQLite)."""
     s = hold.scopes
-    stmt = counting(tx.dialect, flat, every)
     if tx.dialect == "postgres":
         return await tx.count(
-            stmt, s.user_id, s.server_id, hold.stripe, day, month, hold.amount, *flat[:9]
-        )
+            RESERVE_ACCOUNTS, s.user_id, s.server_id, hold.stripe, day, month, hold.amount,
+            *flat[:9],
+        )  # fmt: skip
     args = (s.user_id, s.server_id, hold.stripe, day, month, hold.amount, hour_start(hold.now))
-    counted = await tx.count(stmt, *args)
-    for kind in only_existing(flat, hold.amount, s.server_id is not None):
+    left_out = only_existing(flat, hold.amount, s.server_id is not None)
+    counted = await tx.count(counting(flat, every, left_out), *args)
+    for kind in left_out:
         stmt, taken = counting_existing(kind, flat, every)
         counted += await tx.count(stmt, *args[:taken])
     return counted
